@@ -1,0 +1,164 @@
+"""Safe image decoding.
+
+Every image that reaches a model goes through ``decode_image``. It returns an upright RGB
+image or raises ``ImageDecodeError`` with a short reason that a collection stores. It never
+lets a hostile or broken file take the process down: decompression bombs are refused from
+the header alone, truncated files are reported, and odd modes (palette, CMYK, 16-bit,
+transparency) are converted the way a person would see the picture.
+
+This module must not import torch: decode workers import it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from ..errors import ImageDecodeError
+
+try:  # HEIC/HEIF and, in older Pillow, AVIF come from the optional pillow-heif.
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    if hasattr(pillow_heif, "register_avif_opener"):
+        pillow_heif.register_avif_opener()
+except ImportError:  # pragma: no cover - depends on the install
+    pillow_heif = None
+
+# A truncated file must be reported, not padded with grey.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above any camera, far below a bomb's billions
+IMAGE_EXTENSIONS = frozenset(
+    ".jpg .jpeg .jpe .png .gif .webp .bmp .tif .tiff .heic .heif .avif".split()
+)
+_BACKGROUND = (255, 255, 255)  # transparent areas are shown on white, as viewers do
+_ROTATED_ORIENTATIONS = {5, 6, 7, 8}
+
+
+def is_image_path(path: str | Path) -> bool:
+    return os.path.splitext(str(path))[1].lower() in IMAGE_EXTENSIONS
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """Read a whole file, mapping OS errors to short reasons."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise ImageDecodeError("file not found", str(path)) from None
+    except IsADirectoryError:
+        raise ImageDecodeError("is a directory", str(path)) from None
+    except PermissionError:
+        raise ImageDecodeError("permission denied", str(path)) from None
+    except OSError as e:
+        raise ImageDecodeError(f"cannot read file ({e.strerror or e})", str(path)) from None
+
+
+def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
+    if not data:
+        raise ImageDecodeError("empty file")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError:
+            raise ImageDecodeError("image too large (decompression bomb)") from None
+        except UnidentifiedImageError:
+            raise ImageDecodeError("not an image or unsupported format") from None
+        except (OSError, ValueError, SyntaxError) as e:
+            raise ImageDecodeError(f"corrupt image ({e})") from None
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError("image has no pixels")
+    if width * height > max_pixels:
+        raise ImageDecodeError(
+            f"image too large ({width}x{height} = {width * height} pixels > {max_pixels})"
+        )
+    return image
+
+
+def _apply_draft(image: Image.Image, draft_size: tuple[int, int]) -> None:
+    # JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale straight from the DCT, never below
+    # the requested size: the single largest saving in the whole pipeline for big photos.
+    w, h = draft_size
+    try:
+        orientation = image.getexif().get(0x0112)
+    except Exception:  # a broken EXIF block must not stop the decode
+        orientation = None
+    if orientation in _ROTATED_ORIENTATIONS:
+        w, h = h, w
+    image.draft("RGB", (w, h))
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # Pillow's convert("RGB") clips 16-bit and float values at 255; scale them instead.
+        array = np.asarray(image, dtype=np.float64)
+        high = 65535.0 if mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
+        if mode == "F":
+            low, high = float(array.min(initial=0)), float(array.max(initial=1))
+            array = (array - low) / max(high - low, 1e-12) * 255.0
+        else:
+            array = array / high * 255.0
+        gray = Image.fromarray(np.clip(array + 0.5, 0, 255).astype(np.uint8), "L")
+        return gray.convert("RGB")
+    if mode == "P":
+        image = image.convert("RGBA") if "transparency" in image.info else image.convert("RGB")
+        mode = image.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, _BACKGROUND + (255,))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def decode_bytes(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    draft_size: tuple[int, int] | None = None,
+) -> Image.Image:
+    """Decode an encoded image held in memory to an upright RGB image.
+
+    ``draft_size`` is the (width, height) the caller will resize to; JPEGs are then decoded
+    at the smallest DCT scale that still covers it. The first frame of an animation is used.
+    """
+    image = _open_checked(data, max_pixels)
+    try:
+        if draft_size and image.format == "JPEG":
+            _apply_draft(image, draft_size)
+        image.load()
+        image = ImageOps.exif_transpose(image) or image
+        return _to_rgb(image)
+    except ImageDecodeError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        message = str(e)
+        if "truncated" in message:
+            raise ImageDecodeError("truncated image") from None
+        raise ImageDecodeError(f"corrupt image ({message or type(e).__name__})") from None
+    except Image.DecompressionBombError:
+        raise ImageDecodeError("image too large (decompression bomb)") from None
+
+
+def decode_image(
+    path: str | Path,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    draft_size: tuple[int, int] | None = None,
+) -> Image.Image:
+    """Decode an image file. Errors carry the path and a short reason."""
+    data = read_bytes(path)
+    try:
+        return decode_bytes(data, max_pixels=max_pixels, draft_size=draft_size)
+    except ImageDecodeError as e:
+        raise ImageDecodeError(e.reason, str(path)) from None

@@ -1,0 +1,175 @@
+"""The Hugging Face backend: CLIPModel, SiglipModel and VisionTextDualEncoderModel."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..data.images import DEFAULT_MAX_PIXELS, decode_image
+from ..errors import InputError, ModelLoadError
+from .device import choose_device, choose_dtype, precision_name
+from .preprocess import ImagePreprocess
+from .spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+FAMILIES = {"clip": "clip", "siglip": "siglip", "siglip2": "siglip", "vision-text-dual-encoder": "dual"}
+
+
+def _features(output) -> torch.Tensor:
+    # transformers 5.x returns an output object from get_*_features; 4.x returned a tensor.
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
+def _load_parts(spec: ModelSpec):
+    from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
+
+    where = spec.target
+    try:
+        config = AutoConfig.from_pretrained(where)
+    except OSError as e:
+        if spec.is_local:
+            raise ModelLoadError(f"{where} is not a model directory (no config.json): {e}") from None
+        raise ModelLoadError(
+            f"cannot load hub model '{where}' (offline or unknown id); download it once with "
+            f"network access, or point at a local copy: --model hf:/path/to/model-dir"
+        ) from None
+    family = FAMILIES.get(config.model_type)
+    if family is None:
+        raise ModelLoadError(
+            f"{spec}: model type '{config.model_type}' is not a dual encoder; "
+            f"supported: CLIPModel, SiglipModel, VisionTextDualEncoderModel"
+        )
+    try:
+        model = AutoModel.from_pretrained(where, config=config)
+        tokenizer = AutoTokenizer.from_pretrained(where)
+        image_processor = AutoImageProcessor.from_pretrained(where)
+    except (OSError, ValueError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(f"cannot load {spec}: {first_line}") from None
+    return family, model, tokenizer, image_processor
+
+
+def _max_text_length(model, tokenizer) -> int:
+    text_config = getattr(model.config, "text_config", None)
+    positions = getattr(text_config, "max_position_embeddings", None) or 512
+    limit = tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else positions
+    return int(min(limit, positions))
+
+
+@dataclass
+class Encoder:
+    """A loaded dual encoder. ``encode_*`` return L2-normalised float32 arrays."""
+
+    spec: ModelSpec
+    family: str
+    model: torch.nn.Module
+    tokenizer: object
+    preprocess: ImagePreprocess
+    device: torch.device
+    dtype: torch.dtype
+    max_text_length: int
+    dim: int = 0
+
+    @property
+    def precision(self) -> str:
+        return precision_name(self.dtype)
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.model.logit_scale.detach().float().exp())
+
+    @property
+    def logit_bias(self) -> float | None:
+        bias = getattr(self.model, "logit_bias", None)
+        return None if bias is None else float(bias.detach().float())
+
+    def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        # SigLIP was trained with every text padded to the full length; its pooled output
+        # differs otherwise.
+        padding = "max_length" if self.family == "siglip" else True
+        batch = self.tokenizer(
+            texts, padding=padding, truncation=True, max_length=self.max_text_length, return_tensors="pt"
+        )
+        keep = ("input_ids", "attention_mask", "token_type_ids")
+        if self.family == "siglip":
+            keep = ("input_ids",)  # SiglipModel attends to padding by design
+        return {k: v.to(self.device) for k, v in batch.items() if k in keep}
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        texts = list(texts)
+        for text in texts:
+            if not isinstance(text, str):
+                raise InputError(f"texts must be strings, got {type(text).__name__}")
+        out = []
+        for start in range(0, len(texts), batch_size):
+            inputs = self._tokenize(texts[start : start + batch_size])
+            out.append(_normalized(_features(self.model.get_text_features(**inputs))))
+        return _stack(out, self.dim)
+
+    @torch.inference_mode()
+    def encode_pixels(self, pixels: np.ndarray | torch.Tensor, batch_size: int = 64) -> np.ndarray:
+        """Encode already-preprocessed float32 NCHW pixels."""
+        tensor = torch.as_tensor(pixels)
+        out = []
+        for start in range(0, tensor.shape[0], batch_size):
+            chunk = tensor[start : start + batch_size].to(self.device, self.dtype)
+            out.append(_normalized(_features(self.model.get_image_features(pixel_values=chunk))))
+        return _stack(out, self.dim)
+
+    def encode_images(
+        self,
+        images: Sequence[Image.Image | str | os.PathLike],
+        batch_size: int = 64,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> np.ndarray:
+        """Encode PIL images or image files. A file that cannot be decoded raises
+        ImageDecodeError; use a Collection to index many files with bad ones skipped."""
+        arrays = []
+        for image in images:
+            if not isinstance(image, Image.Image):
+                image = decode_image(image, max_pixels=max_pixels, draft_size=self.preprocess.draft_size)
+            arrays.append(self.preprocess.resize_crop(image))
+        if not arrays:
+            return np.zeros((0, self.dim), np.float32)
+        return self.encode_pixels(self.preprocess.normalize(np.stack(arrays)), batch_size=batch_size)
+
+
+def _normalized(features: torch.Tensor) -> np.ndarray:
+    features = features.float()
+    features = features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return features.cpu().numpy()
+
+
+def _stack(chunks: list[np.ndarray], dim: int) -> np.ndarray:
+    if not chunks:
+        return np.zeros((0, dim), np.float32)
+    return np.ascontiguousarray(np.concatenate(chunks).astype(np.float32, copy=False))
+
+
+def load_hf_encoder(spec: ModelSpec, device: str = "auto", precision: str = "auto") -> Encoder:
+    torch_device = choose_device(device)
+    dtype = choose_dtype(torch_device, precision)
+    family, model, tokenizer, image_processor = _load_parts(spec)
+    model = model.to(torch_device, dtype).eval()
+    encoder = Encoder(
+        spec=spec,
+        family=family,
+        model=model,
+        tokenizer=tokenizer,
+        preprocess=ImagePreprocess.from_hf(image_processor),
+        device=torch_device,
+        dtype=dtype,
+        max_text_length=_max_text_length(model, tokenizer),
+    )
+    encoder.dim = int(encoder.encode_texts(["a"]).shape[1])
+    log.info("loaded %s (%s, dim %d) on %s in %s", spec, family, encoder.dim, torch_device, encoder.precision)
+    return encoder
+
