@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import threading
 
+from typing import TYPE_CHECKING
+
 from ..errors import ModelLoadError
-from .hf import Encoder, load_hf_encoder
 from .spec import ModelSpec, parse_spec
+
+if TYPE_CHECKING:
+    from .hf import Encoder
 
 __all__ = ["Encoder", "ModelSpec", "load_encoder", "parse_spec"]
 
-_cache: dict[tuple[str, str, str], Encoder] = {}
+_cache: dict[tuple[str, str, str], "Encoder"] = {}
 _lock = threading.Lock()
 
 
-def load_encoder(spec: str | ModelSpec, device: str = "auto", precision: str = "auto") -> Encoder:
+def load_encoder(spec: str | ModelSpec, device: str = "auto", precision: str = "auto") -> "Encoder":
     """Load (once per process) the encoder that ``spec`` names.
 
     ``spec`` is ``hf:<hub id>``, ``hf:<local dir>`` or ``builtin:<name>``. ``device`` is
@@ -27,5 +31,15 @@ def load_encoder(spec: str | ModelSpec, device: str = "auto", precision: str = "
         if key not in _cache:
             if parsed.scheme == "builtin":
                 raise ModelLoadError(f"no builtin model named '{parsed.target}' is installed")
+            from .hf import load_hf_encoder  # torch is imported only when a model is loaded
+
             _cache[key] = load_hf_encoder(parsed, device=device, precision=precision)
         return _cache[key]
+
+
+def __getattr__(name: str):
+    if name == "Encoder":
+        from .hf import Encoder
+
+        return Encoder
+    raise AttributeError(name)

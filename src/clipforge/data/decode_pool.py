@@ -1,0 +1,114 @@
+"""Decoding in a pool of worker processes, running ahead of the encoder.
+
+Workers read each file once, hash it (for incremental indexing), decode it in JPEG draft
+mode and resize/crop it to the model's input size. They send back uint8 pixels, a quarter
+of the bytes of float32; normalisation happens in the parent, batched. At most a bounded
+number of tasks is in flight, so a slow encoder never makes decoded images pile up.
+
+On Linux workers are forked, as torch's DataLoader does: they start at once and, unlike
+"spawn", do not re-run the caller's script (a user's three-line script without a
+``__main__`` guard must work). The workers never touch torch, so the torch threads of the
+parent are no hazard to them. Elsewhere they are spawned; this module and everything it
+imports stay free of torch so that spawning stays cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import sys
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ImageDecodeError
+from ..models.preprocess import ImagePreprocess
+from .images import DEFAULT_MAX_PIXELS, decode_bytes, read_bytes
+
+# Below this many files the pool's start-up (about a second) costs more than it saves.
+MIN_FILES_FOR_POOL = 16
+_CHUNK = 4  # files per task: amortises inter-process overhead, keeps latency low
+
+
+@dataclass
+class Decoded:
+    path: str
+    sha256: str | None = None
+    pixels: np.ndarray | None = None  # uint8 HWC at the model's input size
+    width: int = 0  # of the original image, after EXIF rotation
+    height: int = 0
+    error: str | None = None
+
+
+def decode_file(path: str, preprocess: ImagePreprocess, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
+    """Read, hash, decode and resize one file. Never raises for a bad file."""
+    try:
+        data = read_bytes(path)
+    except ImageDecodeError as e:
+        return Decoded(path, error=e.reason)
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        image = decode_bytes(data, max_pixels=max_pixels, draft_size=preprocess.draft_size)
+        # Draft mode shrinks JPEGs at decode time; record the true size from the header.
+        width, height = _original_size(data, image.size)
+        return Decoded(path, digest, preprocess.resize_crop(image), width, height)
+    except ImageDecodeError as e:
+        return Decoded(path, digest, error=e.reason)
+    except MemoryError:
+        return Decoded(path, digest, error="out of memory while decoding")
+
+
+def _original_size(data: bytes, decoded_size: tuple[int, int]) -> tuple[int, int]:
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            width, height = header.size
+            orientation = header.getexif().get(0x0112)
+    except Exception:  # the decode succeeded; a header quirk must not fail it now
+        return decoded_size
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def _decode_chunk(paths: list[str], preprocess: ImagePreprocess, max_pixels: int) -> list[Decoded]:
+    return [decode_file(p, preprocess, max_pixels) for p in paths]
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def decode_many(
+    paths: Iterable[str],
+    preprocess: ImagePreprocess,
+    *,
+    workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Iterator[Decoded]:
+    """Decode ``paths`` in order. ``workers=0`` decodes in this process."""
+    paths = list(paths)
+    workers = default_workers() if workers is None else workers
+    if workers <= 0 or len(paths) < MIN_FILES_FOR_POOL:
+        for path in paths:
+            yield decode_file(path, preprocess, max_pixels)
+        return
+    chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending: deque[Future] = deque()
+        next_chunk = 0
+        try:
+            while pending or next_chunk < len(chunks):
+                while next_chunk < len(chunks) and len(pending) < 4 * workers:
+                    pending.append(pool.submit(_decode_chunk, chunks[next_chunk], preprocess, max_pixels))
+                    next_chunk += 1
+                yield from pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()

@@ -1,0 +1,230 @@
+"""The SQLite source of truth of a collection.
+
+One row per item (an image file or a text), the files that could not be decoded and why,
+and the collection's settings (model spec, dimension, schema version). The vector of an
+item lives in the float16 segments at ``vector_row``; two items with the same content share
+a row. ``vector_rows`` in ``meta`` is the number of rows that committed transactions
+reference: the segments are cut back to it on open, which is what makes a killed write
+harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import CollectionError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('image', 'text')),
+    key TEXT NOT NULL UNIQUE,          -- images: absolute path; texts: 'text:' + id or hash
+    path TEXT,                         -- images only
+    text TEXT,                         -- texts only
+    size INTEGER,
+    mtime_ns INTEGER,
+    sha256 TEXT,
+    vector_row INTEGER NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    removed INTEGER NOT NULL DEFAULT 0,
+    added_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_sha256 ON items (sha256);
+CREATE INDEX IF NOT EXISTS items_kind ON items (kind, removed);
+CREATE TABLE IF NOT EXISTS skipped (
+    path TEXT PRIMARY KEY,
+    size INTEGER,
+    mtime_ns INTEGER,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+);
+"""
+
+
+@dataclass
+class Item:
+    id: int
+    kind: str
+    key: str
+    path: str | None
+    text: str | None
+    size: int | None
+    mtime_ns: int | None
+    sha256: str | None
+    vector_row: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    removed: bool = False
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Item":
+        values = dict(row)
+        values.pop("added_at", None)
+        values["metadata"] = json.loads(values["metadata"])
+        values["removed"] = bool(values["removed"])
+        return cls(**values)
+
+
+@dataclass
+class NewItem:
+    """An item to insert, or to update in place when its key already exists."""
+
+    kind: str
+    key: str
+    vector_row: int
+    path: str | None = None
+    text: str | None = None
+    size: int | None = None
+    mtime_ns: int | None = None
+    sha256: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Store:
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise CollectionError(f"{path} is not a readable collection database ({e})") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- settings --------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: Any, db: sqlite3.Connection | None = None) -> None:
+        (db or self.db).execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, str(value)),
+        )
+
+    def bump_generation(self, db: sqlite3.Connection) -> None:
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES ('generation', '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    @property
+    def generation(self) -> int:
+        return int(self.get_meta("generation", "0"))
+
+    # -- items -----------------------------------------------------------------------
+    def upsert_items(self, db: sqlite3.Connection, items: Iterable[NewItem]) -> None:
+        now = time.time()
+        db.executemany(
+            """INSERT INTO items (kind, key, path, text, size, mtime_ns, sha256, vector_row, metadata, removed, added_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+               ON CONFLICT(key) DO UPDATE SET
+                 path = excluded.path, text = excluded.text, size = excluded.size,
+                 mtime_ns = excluded.mtime_ns, sha256 = excluded.sha256,
+                 vector_row = excluded.vector_row, metadata = excluded.metadata, removed = 0""",
+            [
+                (i.kind, i.key, i.path, i.text, i.size, i.mtime_ns, i.sha256, i.vector_row,
+                 json.dumps(i.metadata, ensure_ascii=False, sort_keys=True), now)
+                for i in items
+            ],
+        )
+
+    def items_by_key(self, keys: list[str]) -> dict[str, Item]:
+        found: dict[str, Item] = {}
+        for start in range(0, len(keys), 500):  # SQLite caps the number of parameters
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(f"SELECT * FROM items WHERE key IN ({marks})", chunk):
+                found[row["key"]] = Item.from_row(row)
+        return found
+
+    def vector_row_for_hash(self, sha256: str) -> int | None:
+        row = self.db.execute("SELECT vector_row FROM items WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone()
+        return row[0] if row else None
+
+    def get_items(self, ids: Iterable[int]) -> dict[int, Item]:
+        ids = list(ids)
+        found: dict[int, Item] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(f"SELECT * FROM items WHERE id IN ({marks})", chunk):
+                found[row["id"]] = Item.from_row(row)
+        return found
+
+    def live_vector_rows(self, kind: str) -> tuple[list[int], list[int]]:
+        """(item ids, vector rows) of the items of ``kind`` that are not removed, by id."""
+        rows = self.db.execute(
+            "SELECT id, vector_row FROM items WHERE kind = ? AND removed = 0 ORDER BY id", (kind,)
+        ).fetchall()
+        return [r[0] for r in rows], [r[1] for r in rows]
+
+    def live_image_paths_under(self, prefix: str) -> list[tuple[int, str]]:
+        # Compare on the text up to the separator, so /a/b does not match /a/bc.
+        like = prefix.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
+        return [
+            (r[0], r[1])
+            for r in self.db.execute(
+                "SELECT id, path FROM items WHERE kind = 'image' AND removed = 0 AND path LIKE ? ESCAPE '\\'",
+                (like,),
+            )
+        ]
+
+    def mark_removed(self, db: sqlite3.Connection, ids: list[int]) -> None:
+        db.executemany("UPDATE items SET removed = 1 WHERE id = ?", [(i,) for i in ids])
+
+    def counts(self) -> dict[str, int]:
+        out = {"images": 0, "texts": 0, "removed": 0}
+        for kind, removed, n in self.db.execute("SELECT kind, removed, COUNT(*) FROM items GROUP BY kind, removed"):
+            if removed:
+                out["removed"] += n
+            else:
+                out["images" if kind == "image" else "texts"] += n
+        out["skipped"] = self.db.execute("SELECT COUNT(*) FROM skipped").fetchone()[0]
+        return out
+
+    # -- files that could not be decoded -----------------------------------------------
+    def skipped_entry(self, path: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM skipped WHERE path = ?", (path,)).fetchone()
+
+    def skipped_paths(self) -> dict[str, tuple[int | None, int | None]]:
+        return {r[0]: (r[1], r[2]) for r in self.db.execute("SELECT path, size, mtime_ns FROM skipped")}
+
+    def record_skipped(self, db: sqlite3.Connection, entries: Iterable[tuple[str, int | None, int | None, str]]) -> None:
+        now = time.time()
+        db.executemany(
+            "INSERT OR REPLACE INTO skipped (path, size, mtime_ns, reason, at) VALUES (?, ?, ?, ?, ?)",
+            [(p, s, m, r, now) for p, s, m, r in entries],
+        )
+
+    def forget_skipped(self, db: sqlite3.Connection, paths: Iterable[str]) -> None:
+        db.executemany("DELETE FROM skipped WHERE path = ?", [(p,) for p in paths])
+
+    def list_skipped(self, limit: int | None = None) -> list[dict[str, Any]]:
+        query = "SELECT path, reason FROM skipped ORDER BY path"
+        if limit:
+            query += f" LIMIT {int(limit)}"
+        return [dict(r) for r in self.db.execute(query)]

@@ -1,0 +1,74 @@
+"""Query vectors: text, image, and an image plus a text instruction.
+
+A composed query is ``(1 - w) * image + w * text``, renormalised, where ``w`` is the text
+weight. It moves an image query toward the instruction ("same but at night") while keeping
+what the image shows; ``w = 0`` is a pure image query and ``w = 1`` a pure text query.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..data.images import DEFAULT_MAX_PIXELS, decode_bytes, read_bytes
+from ..errors import ImageDecodeError, InputError, NotFoundError
+
+ImageInput = str | os.PathLike | bytes | Image.Image
+
+
+def check_text(text: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("empty query: give some text to search for")
+    return text.strip()
+
+
+def load_query_image(image: ImageInput, draft_size=None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode a query image given as a path, encoded bytes or a PIL image."""
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, (bytes, bytearray)):
+        data = bytes(image)
+        where = "query image"
+    else:
+        where = os.fspath(image)
+        if not Path(where).exists():
+            raise NotFoundError(f"query image {where} does not exist")
+        try:
+            data = read_bytes(where)
+        except ImageDecodeError as e:
+            raise InputError(f"cannot read query image {where}: {e.reason}") from None
+    try:
+        return decode_bytes(data, max_pixels=max_pixels, draft_size=draft_size)
+    except ImageDecodeError as e:
+        raise InputError(f"cannot use {where}: {e.reason}") from None
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    if norm < 1e-12:
+        raise InputError("the image and text cancel out; change the text weight")
+    return (vector / norm).astype(np.float32)
+
+
+def build_query(
+    encoder,
+    text: str | None = None,
+    image: ImageInput | None = None,
+    text_weight: float = 0.5,
+) -> np.ndarray:
+    """One L2-normalised query vector from text, an image, or both."""
+    if text is None and image is None:
+        raise InputError("nothing to search for: give a text, an image, or both")
+    if not 0.0 <= text_weight <= 1.0:
+        raise InputError(f"text weight must be between 0 and 1, got {text_weight}")
+    text_vector = encoder.encode_texts([check_text(text)])[0] if text is not None else None
+    if image is None:
+        return text_vector
+    picture = load_query_image(image, encoder.preprocess.draft_size)
+    image_vector = encoder.encode_images([picture])[0]
+    if text_vector is None:
+        return image_vector
+    return _unit((1.0 - text_weight) * image_vector + text_weight * text_vector)
