@@ -16,28 +16,47 @@ import click
 
 from ..errors import ClipforgeError
 
-# name -> "module:attribute" of a click command, relative to clipforge.cli
+# name -> ("module:attribute" of a click command relative to clipforge.cli, one-line help).
+# The help lives here so that `clipforge --help` lists commands without importing them.
 COMMANDS = {
-    "index": "index_cmd:index",
-    "index-texts": "index_cmd:index_texts",
-    "search": "search_cmd:search",
-    "classify": "classify_cmd:classify",
-    "info": "info_cmd:info",
+    "index": ("index_cmd:index", "Index image files and folders into a collection (incremental)."),
+    "index-texts": ("index_cmd:index_texts", "Add texts from a CSV/TSV/TXT file to a collection."),
+    "search": ("search_cmd:search", "Search a collection by text, image, or image plus text."),
+    "classify": ("classify_cmd:classify", "Zero-shot classify images against labels."),
+    "info": ("info_cmd:info", "Show a collection's model, counts and skipped files."),
+    "eval": ("eval_cmd:eval_group", "Measure retrieval Recall@K and zero-shot accuracy."),
+    "train": ("train_cmd:train", "Train or fine-tune a dual encoder."),
+    "data": ("data_cmd:data_group", "Build image-text datasets offline."),
+    "serve": ("serve_cmd:serve", "Serve collections over HTTP with a web page."),
 }
 
 
 class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when used."""
+
+    def __init__(self, *args, lazy_commands: dict[str, tuple[str, str]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = lazy_commands or {}
+
     def list_commands(self, ctx):
-        return sorted(COMMANDS)
+        return sorted(set(self.lazy_commands) | set(self.commands))
 
     def get_command(self, ctx, name):
-        if name not in COMMANDS:
+        if name in self.commands:
+            return self.commands[name]
+        if name not in self.lazy_commands:
             return None
-        module, attr = COMMANDS[name].split(":")
+        module, attr = self.lazy_commands[name][0].split(":")
         return getattr(importlib.import_module(f"{__package__}.{module}"), attr)
 
+    def format_commands(self, ctx, formatter):
+        rows = [(name, self.lazy_commands[name][1]) for name in sorted(self.lazy_commands)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="clipforge")
 def cli(verbose: int) -> None:
