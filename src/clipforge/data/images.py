@@ -60,6 +60,18 @@ def read_bytes(path: str | Path) -> bytes:
         raise ImageDecodeError(f"cannot read file ({e.strerror or e})", str(path)) from None
 
 
+# Pillow's AVIF plugin and libheif report broken files as RuntimeError, not OSError.
+_DECODER_ERRORS = (OSError, ValueError, SyntaxError, EOFError, RuntimeError)
+
+
+def _reason(error: Exception) -> str:
+    """A short one-line reason: decoders word truncation variously and libheif spans lines."""
+    message = str(error).strip()
+    if "truncated" in message.lower():
+        return "truncated image"
+    return f"corrupt image ({message.splitlines()[0].strip() if message else type(error).__name__})"
+
+
 def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
         raise ImageDecodeError("empty file")
@@ -71,8 +83,8 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
             raise ImageDecodeError("image too large (decompression bomb)") from None
         except UnidentifiedImageError:
             raise ImageDecodeError("not an image or unsupported format") from None
-        except (OSError, ValueError, SyntaxError) as e:
-            raise ImageDecodeError(f"corrupt image ({e})") from None
+        except _DECODER_ERRORS as e:
+            raise ImageDecodeError(_reason(e)) from None
     width, height = image.size
     if width <= 0 or height <= 0:
         raise ImageDecodeError("image has no pixels")
@@ -96,7 +108,8 @@ def _apply_draft(image: Image.Image, draft_size: tuple[int, int]) -> None:
     image.draft("RGB", (w, h))
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any decoded mode -> RGB as a person sees it: alpha on white, 16-bit scaled, not clipped."""
     mode = image.mode
     if mode == "RGB":
         return image
@@ -138,14 +151,11 @@ def decode_bytes(
             _apply_draft(image, draft_size)
         image.load()
         image = ImageOps.exif_transpose(image) or image
-        return _to_rgb(image)
+        return to_rgb(image)
     except ImageDecodeError:
         raise
-    except (OSError, ValueError, SyntaxError, EOFError) as e:
-        message = str(e)
-        if "truncated" in message:
-            raise ImageDecodeError("truncated image") from None
-        raise ImageDecodeError(f"corrupt image ({message or type(e).__name__})") from None
+    except _DECODER_ERRORS as e:
+        raise ImageDecodeError(_reason(e)) from None
     except Image.DecompressionBombError:
         raise ImageDecodeError("image too large (decompression bomb)") from None
 
