@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from ..data.images import to_rgb
+
 
 @dataclass(frozen=True)
 class ImagePreprocess:
@@ -91,8 +93,9 @@ class ImagePreprocess:
 
         Decode workers stop here: uint8 is a quarter of the bytes of float32 to send back.
         """
-        if image.mode != "RGB":
-            image = image.convert("RGB")
+        # Same conversion as decode_image, so a PIL image passed in directly (an RGBA PNG,
+        # say) gives the vector its file would: convert("RGB") would put alpha on black.
+        image = to_rgb(image)
         return np.asarray(self._cropped(self._resized(image)), dtype=np.uint8)
 
     def normalize(self, batch: np.ndarray) -> np.ndarray:
