@@ -20,6 +20,10 @@ from .spec import ModelSpec
 log = logging.getLogger(__name__)
 
 FAMILIES = {"clip": "clip", "siglip": "siglip", "siglip2": "siglip", "vision-text-dual-encoder": "dual"}
+_TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt",
+    "spiece.model", "tokenizer.model", "sentencepiece.bpe.model",
+)
 
 
 def _features(output) -> torch.Tensor:
@@ -31,8 +35,18 @@ def _load_parts(spec: ModelSpec):
     from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
 
     where = spec.target
+    if spec.is_local and not os.path.isfile(os.path.join(where, "config.json")):
+        # transformers reports a local directory without config.json as a ValueError about
+        # model_type, which escaped as a traceback.
+        raise ModelLoadError(f"{where} is not a model directory (no config.json)")
     try:
-        config = AutoConfig.from_pretrained(where)
+        if spec.is_local:
+            try:
+                config = AutoConfig.from_pretrained(where)
+            except ValueError as e:  # a config.json without a known model_type
+                raise ModelLoadError(f"cannot read {where}/config.json: {str(e).strip()}") from None
+        else:
+            config = AutoConfig.from_pretrained(where)
     except OSError as e:
         if spec.is_local:
             raise ModelLoadError(f"{where} is not a model directory (no config.json): {e}") from None
@@ -46,6 +60,10 @@ def _load_parts(spec: ModelSpec):
             f"{spec}: model type '{config.model_type}' is not a dual encoder; "
             f"supported: CLIPModel, SiglipModel, VisionTextDualEncoderModel"
         )
+    if spec.is_local and not any(os.path.isfile(os.path.join(where, f)) for f in _TOKENIZER_FILES):
+        # Without any of these, AutoTokenizer builds an empty tokenizer that maps every word
+        # to <unk>: the text vectors would be meaningless, silently.
+        raise ModelLoadError(f"{where} has no tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}, ...)")
     try:
         model = AutoModel.from_pretrained(where, config=config)
         tokenizer = AutoTokenizer.from_pretrained(where)
@@ -103,8 +121,9 @@ class Encoder:
         return {k: v.to(self.device) for k, v in batch.items() if k in keep}
 
     @torch.inference_mode()
-    def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        texts = list(texts)
+    def encode_texts(self, texts: Sequence[str] | str, batch_size: int = 256) -> np.ndarray:
+        # A lone string is one text, not a sequence of one-character texts.
+        texts = [texts] if isinstance(texts, str) else list(texts)
         for text in texts:
             if not isinstance(text, str):
                 raise InputError(f"texts must be strings, got {type(text).__name__}")
@@ -126,12 +145,14 @@ class Encoder:
 
     def encode_images(
         self,
-        images: Sequence[Image.Image | str | os.PathLike],
+        images: Sequence[Image.Image | str | os.PathLike] | Image.Image | str | os.PathLike,
         batch_size: int = 64,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> np.ndarray:
         """Encode PIL images or image files. A file that cannot be decoded raises
         ImageDecodeError; use a Collection to index many files with bad ones skipped."""
+        if isinstance(images, (str, os.PathLike, Image.Image)):
+            images = [images]  # one image, not the characters of its path
         arrays = []
         for image in images:
             if not isinstance(image, Image.Image):
