@@ -246,6 +246,19 @@ class Collection:
         vectors = self.vectors.read([i.vector_row for i in items.values()])
         return dict(zip(items.keys(), vectors))
 
+    def vectors_for_ids(self, ids: Sequence[int]) -> np.ndarray:
+        """Stored vectors of live items, in the order given ("more like this" needs no model)."""
+        ids = [int(i) for i in ids]
+        items = self.store.get_items(ids)
+        rows = []
+        for item_id in ids:
+            item = items.get(item_id)
+            if item is None or item.removed:
+                raise NotFoundError(f"collection {self.name} has no item {item_id}")
+            rows.append(item.vector_row)
+        self.vectors.rows = self._committed_rows()
+        return self.vectors.read(rows)
+
     def info(self, skipped_limit: int | None = 100) -> dict[str, Any]:
         counts = self.store.counts()
         size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
