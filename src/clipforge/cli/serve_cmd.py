@@ -1,0 +1,59 @@
+"""``clipforge serve``: collections as an HTTP API and a web page."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import click
+
+from .common import model_options
+from .output import err_console
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@click.option("-c", "--collection", "collections", multiple=True, required=True, metavar="NAME|PATH",
+              help="Collection to serve (repeat for several); a name under $CLIPFORGE_HOME or a path.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
+@model_options
+@click.option("--no-batching", is_flag=True, help="Encode each text query on its own (no micro-batching).")
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True,
+              help="Most text queries encoded in one model call.")
+@click.option("--batch-wait-ms", type=click.FloatRange(0, 1000), default=2.0, show_default=True,
+              help="How long a text query waits for others to share its model call.")
+@click.option("--write-token", envvar="CLIPFORGE_WRITE_TOKEN", default=None, metavar="TOKEN",
+              help="Allow adding texts, for requests bearing this token (also read from $CLIPFORGE_WRITE_TOKEN).")
+@click.option("--allow-image-urls", is_flag=True,
+              help="Let /knn-service fetch image_url from the network (off: clients could make the server fetch any URL).")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="Browser origin allowed to call the API, e.g. a separately hosted clip-retrieval front end.")
+@click.option("--max-upload-mb", type=click.FloatRange(0.1, 1024), default=16.0, show_default=True,
+              help="Largest uploaded image.")
+@click.option("--max-k", type=click.IntRange(1, 100_000), default=1000, show_default=True, help="Most results per request.")
+@click.option("--request-timeout", type=click.FloatRange(0.1, 3600), default=30.0, show_default=True,
+              help="Seconds a request may take before it is answered with 408.")
+def serve(collections, host, port, device, precision, no_batching, batch_size, batch_wait_ms, write_token,
+          allow_image_urls, cors_origins, max_upload_mb, max_k, request_timeout):
+    """Serve collections: a search page at /, the API at /docs, and clip-retrieval's /knn-service."""
+    from ..serve.runner import serve_forever
+    from ..serve.settings import BatchSettings, Limits, ServeSettings
+
+    settings = ServeSettings(
+        collections=tuple(collections), host=host, port=port, device=device, precision=precision,
+        batching=BatchSettings(enabled=not no_batching, max_batch=batch_size, max_wait_ms=batch_wait_ms),
+        limits=Limits(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_k=max_k, request_seconds=request_timeout),
+        write_token=write_token or None, allow_image_urls=allow_image_urls, cors_origins=tuple(cors_origins),
+    )
+    if not _is_loopback(host):
+        err_console.print(f"[yellow]warning:[/] listening on {host}: reachable from other machines")
+    err_console.print(f"serving {', '.join(collections)} at http://{host}:{port}/ (API docs at /docs)")
+    serve_forever(settings)

@@ -1,0 +1,14 @@
+"""Serving collections over HTTP: an API, the clip-retrieval protocol and a web page.
+
+```
+from clipforge.serve import ServeSettings, create_app
+app = create_app(ServeSettings(collections=("pics",)))   # any ASGI server runs it
+```
+"""
+
+from __future__ import annotations
+
+from .app import create_app
+from .settings import BatchSettings, Limits, ServeSettings
+
+__all__ = ["BatchSettings", "Limits", "ServeSettings", "create_app"]

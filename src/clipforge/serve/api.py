@@ -1,0 +1,128 @@
+"""The HTTP API proper: search, embed, classify, list collections, add texts.
+
+Every handler parses, calls the library in a worker thread, and shapes the answer; the
+work itself is ``build_query``, ``Collection.search_vectors`` and ``classify``.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import APIRouter, HTTPException, Request
+
+from ..index.collection import Collection, Hit
+from ..search.classify import DEFAULT_TEMPLATES, classify
+from ..search.queries import load_query_image
+from .bodies import body_doc, parse_body
+from .schemas import (
+    AddTextsRequest, ClassifyRequest, ClassifyResponse, CollectionOut, EmbedRequest, EmbedResponse, HitOut,
+    PredictionOut, SearchRequest, SearchResponse,
+)
+from .search import Query, query_vector, search_page
+from .service import Served, Service
+from .settings import Limits
+
+
+def hit_out(request: Request, served: Served, hit: Hit) -> HitOut:
+    urls = {}
+    if hit.kind == "image":
+        urls = {
+            "thumbnail_url": request.url_for("item_thumbnail", collection=served.name, item_id=hit.id).path,
+            "image_url": request.url_for("item_image", collection=served.name, item_id=hit.id).path,
+        }
+    return HitOut(id=hit.id, score=hit.score, kind=hit.kind, path=hit.path, text=hit.text, metadata=hit.metadata, **urls)
+
+
+def describe(served: Served) -> CollectionOut:
+    with served.lock:
+        counts = served.collection.store.counts()
+    return CollectionOut(name=served.name, model=served.collection.model_spec, dim=served.collection.dim, **counts)
+
+
+def _embed_images(encoder, images: list[bytes], limits: Limits):
+    pictures = [load_query_image(data, encoder.preprocess.draft_size, max_pixels=limits.max_image_pixels)
+                for data in images]
+    return encoder.encode_images(pictures)
+
+
+def _classify(encoder, body: ClassifyRequest, limits: Limits):
+    picture = load_query_image(body.image, encoder.preprocess.draft_size, max_pixels=limits.max_image_pixels)
+    return classify(encoder, [picture], body.labels, body.templates or DEFAULT_TEMPLATES)[0]
+
+
+def _add_texts(served: Served, body: AddTextsRequest, device: str, precision: str) -> dict:
+    # A second handle on the collection writes, so that the serving handle never sees
+    # uncommitted vectors; it picks the new items up by their generation.
+    with Collection.open(served.collection.path, device=device, precision=precision) as writer:
+        return writer.add_texts(body.texts, ids=body.ids, metadata=body.metadata).to_dict()
+
+
+def check_write_token(service: Service, request: Request) -> None:
+    token = service.settings.write_token
+    if not token:
+        raise HTTPException(403, "adding items is disabled on this server; start it with a write token to allow it")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise HTTPException(401, "a valid write token is required (Authorization: Bearer <token>)",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+def make_router(service: Service) -> APIRouter:
+    router = APIRouter()
+    limits = service.limits
+
+    @router.post("/search", response_model=SearchResponse, tags=["search"],
+                 openapi_extra=body_doc(SearchRequest, multipart=True))
+    async def search(request: Request) -> SearchResponse:
+        """Search by text, image (base64 in JSON, or a multipart upload), item ("more like this"), or image plus text."""
+        body = await parse_body(request, SearchRequest, limits, multipart=True)
+        served = service.get(body.collection)
+        needs_model = body.text is not None or body.image is not None
+        encoder = service.encoder(served) if needs_model else None
+        query = Query(body.text, body.image, body.item_id, body.text_weight)
+        vector = await service.run(query_vector, served, encoder, query, limits)
+        page = await service.run(search_page, served, vector, k=body.k, offset=body.offset, target=body.target,
+                                 min_score=body.min_score, filters=body.filters, exclude=body.item_id)
+        return SearchResponse(collection=served.name, target=body.target, k=body.k, offset=body.offset,
+                              has_more=page.has_more, results=[hit_out(request, served, h) for h in page.hits])
+
+    @router.post("/embed", response_model=EmbedResponse, tags=["models"], openapi_extra=body_doc(EmbedRequest))
+    async def embed(request: Request) -> EmbedResponse:
+        """Vectors for texts and/or base64 images, from a collection's model."""
+        body = await parse_body(request, EmbedRequest, limits)
+        served = service.get(body.collection)
+        encoder = service.encoder(served)
+        texts = await service.run(encoder.encode_texts, body.texts) if body.texts else None
+        images = await service.run(_embed_images, encoder, body.images, limits) if body.images else None
+        return EmbedResponse(
+            collection=served.name, model=served.collection.model_spec, dim=served.collection.dim,
+            text_vectors=None if texts is None else texts.tolist(),
+            image_vectors=None if images is None else images.tolist(),
+        )
+
+    @router.post("/classify", response_model=ClassifyResponse, tags=["models"],
+                 openapi_extra=body_doc(ClassifyRequest, multipart=True))
+    async def classify_image(request: Request) -> ClassifyResponse:
+        """Zero-shot probabilities of one image over the given labels."""
+        body = await parse_body(request, ClassifyRequest, limits, multipart=True)
+        served = service.get(body.collection)
+        predictions = await service.run(_classify, service.encoder(served), body, limits)
+        return ClassifyResponse(collection=served.name, model=served.collection.model_spec,
+                                predictions=[PredictionOut(**vars(p)) for p in predictions])
+
+    @router.get("/collections", response_model=list[CollectionOut], tags=["collections"])
+    async def collections() -> list[CollectionOut]:
+        """The served collections with their model, dimension and counts."""
+        return [await service.run(describe, served) for served in service.served.values()]
+
+    @router.post("/collections/{collection}/texts", tags=["collections"], openapi_extra=body_doc(AddTextsRequest))
+    async def add_texts(collection: str, request: Request) -> dict:
+        """Add texts to a collection. Disabled unless the server has a write token; then it requires it."""
+        check_write_token(service, request)
+        served = service.get(collection)
+        body = await parse_body(request, AddTextsRequest, limits)
+        service.encoder(served)  # the model must be in; the writer shares it
+        settings = service.settings
+        return await service.run(_add_texts, served, body, settings.device, settings.precision)
+
+    return router

@@ -1,0 +1,142 @@
+"""Query batching: concurrent text queries share one forward pass.
+
+A text encoder spends nearly the same time on one text as on thirty-two, so under load the
+server gathers the texts that are waiting (up to ``max_batch``, or whatever arrived within
+``max_wait_ms`` of the first) and encodes them in one call. At low load a query waits at
+most ``max_wait_ms``.
+
+``ServingEncoder`` is what the search library sees: the collection's encoder, with texts
+routed through the batcher and every model call serialised by one lock. The lock is
+deliberate: torch already spreads one call over every core, and two calls at once only fight
+over them.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+
+import numpy as np
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class TextBatcher:
+    """A queue of texts and one worker thread that encodes them in batches."""
+
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], max_batch: int = 32,
+                 max_wait_ms: float = 2.0, on_batch: Callable[[int], None] | None = None, name: str = "texts"):
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self._encode = encode
+        self.max_batch = max_batch
+        self.max_wait = max(0.0, max_wait_ms) / 1000.0
+        self._on_batch = on_batch
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, text: str) -> Future:
+        """A future that resolves to the L2-normalised vector of ``text``."""
+        if self._closed:
+            raise RuntimeError("the text batcher is closed")
+        future: Future = Future()
+        self._queue.put((text, future))
+        return future
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode ``texts`` (blocking), sharing model calls with whatever else is queued."""
+        futures = [self.submit(t) for t in texts]
+        return np.stack([f.result() for f in futures]) if futures else np.zeros((0, 0), np.float32)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put(_STOP)
+            self._thread.join(timeout=10)
+
+    def _gather(self, first) -> tuple[list, bool]:
+        batch, deadline, stop = [first], time.monotonic() + self.max_wait, False
+        while len(batch) < self.max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                entry = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if entry is _STOP:
+                stop = True
+                break
+            batch.append(entry)
+        return batch, stop
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch, stop = self._gather(first)
+            self._run_batch(batch)
+            if stop:
+                return
+
+    def _run_batch(self, batch: list[tuple[str, Future]]) -> None:
+        # A future whose caller gave up (a timed-out request) is dropped, not encoded.
+        live = [(text, future) for text, future in batch if future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        try:
+            vectors = self._encode([text for text, _ in live])
+        except BaseException as error:  # every waiting caller must hear about it
+            for _, future in live:
+                future.set_exception(error)
+            return
+        if self._on_batch:
+            self._on_batch(len(live))
+        for (_, future), vector in zip(live, vectors):
+            future.set_result(vector)
+
+
+class ServingEncoder:
+    """An encoder for the library's query functions, with batching and one model call at a time."""
+
+    def __init__(self, encoder, batcher_settings=None, on_batch: Callable[[int], None] | None = None):
+        self.encoder = encoder
+        self.lock = threading.Lock()
+        self.batcher: TextBatcher | None = None
+        if batcher_settings is not None and batcher_settings.enabled:
+            self.batcher = TextBatcher(self._encode_now, batcher_settings.max_batch, batcher_settings.max_wait_ms,
+                                       on_batch=on_batch, name=str(encoder.spec))
+
+    def _encode_now(self, texts: list[str]) -> np.ndarray:
+        with self.lock:
+            return self.encoder.encode_texts(texts)
+
+    def encode_texts(self, texts: Sequence[str] | str, batch_size: int = 256) -> np.ndarray:
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if self.batcher is None:
+            return self._encode_now(texts)
+        for text in texts:  # fail here, in the caller, not inside a batch shared with others
+            if not isinstance(text, str):
+                raise InputError(f"texts must be strings, got {type(text).__name__}")
+        return self.batcher.encode(texts) if texts else self._encode_now(texts)
+
+    def encode_images(self, images, batch_size: int = 64, **kwargs) -> np.ndarray:
+        with self.lock:
+            return self.encoder.encode_images(images, batch_size=batch_size, **kwargs)
+
+    def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
+
+    def __getattr__(self, name: str):
+        # preprocess, dim, spec, logit_scale, logit_bias: the wrapped encoder's own.
+        return getattr(self.encoder, name)

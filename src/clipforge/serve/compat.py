@@ -1,0 +1,192 @@
+"""The clip-retrieval protocol (``clip_back``), so its ``ClipClient`` and front end work unchanged.
+
+- ``POST /knn-service``: a JSON body, parsed whatever the content type (``ClipClient`` sends
+  none, the front end ``text/plain``). ``null`` counts as absent. The query is the first of
+  ``text`` (non-empty), ``image`` (base64), ``image_url``, ``embedding_input``, as in
+  clip_back. ``modality`` picks image or text results. The answer is a JSON array of
+  ``num_result_ids`` entries with ``id`` and ``similarity``, the first ``num_images`` of them
+  also with metadata (``url``, ``image_path``, ``caption`` and the item's own); the front
+  end fetches the rest through ``/metadata`` as the user scrolls.
+- ``GET /indices-list``: the collection names. ``POST /metadata``: ``{"ids", "indice_name"}``
+  in, ``[{"id", "metadata"}]`` out.
+
+Flags clipforge cannot honour (``use_mclip``, ``deduplicate``, safety and violence models,
+aesthetic scores) are accepted and ignored. ``image_url`` is never fetched unless the
+server allows it: a URL of one of this server's own item images is resolved locally (the
+front end's "similar images" sends those), anything else is refused with a 400.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+import urllib.request
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationInfo, field_validator, model_validator
+
+from ..errors import InputError
+from ..index.collection import Hit
+from ..index.store import Item
+from .bodies import body_doc, json_body, validate
+from .schemas import ImageData, ItemId, limits_of
+from .search import Query, query_vector, search_page
+from .service import Served, Service
+
+_OWN_ITEM = re.compile(r"^/items/(?P<collection>[^/]+)/(?P<item>\d{1,19})/(image|thumbnail)$")
+
+
+class _NullIsAbsent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
+
+class KnnRequest(_NullIsAbsent):
+    text: str | None = None
+    image: ImageData | None = None
+    image_url: str | None = Field(None, max_length=4096)
+    embedding_input: Annotated[list[FiniteFloat], Field(min_length=1, max_length=16384)] | None = None
+    modality: Literal["image", "text"] = "image"
+    num_images: int = Field(40, ge=1)
+    num_result_ids: int | None = Field(None, ge=1)
+    indice_name: str | None = Field(None, max_length=255)
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str, info: ValidationInfo) -> str:
+        if len(value) > limits_of(info).max_text_chars:
+            raise ValueError(f"at most {limits_of(info).max_text_chars} characters")
+        return value
+
+    @field_validator("num_images")
+    @classmethod
+    def _num_images(cls, value: int, info: ValidationInfo) -> int:
+        if value > limits_of(info).max_k:
+            raise ValueError(f"at most {limits_of(info).max_k}")
+        return value
+
+    @field_validator("num_result_ids")
+    @classmethod
+    def _num_result_ids(cls, value: int, info: ValidationInfo) -> int:
+        if value > limits_of(info).max_result_ids:
+            raise ValueError(f"at most {limits_of(info).max_result_ids}")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> "KnnRequest":
+        if self.text == "":
+            self.text = None  # clip_back treats an empty text as no text
+        if self.text is None and self.image is None and self.image_url is None and self.embedding_input is None:
+            raise ValueError("must fill one of text, image, image_url and embedding_input")
+        return self
+
+
+class MetadataRequest(_NullIsAbsent):
+    ids: Annotated[list[ItemId], Field(max_length=10_000)]
+    indice_name: str | None = Field(None, max_length=255)
+
+
+def item_metadata(request: Request, served: Served, hit: Hit | Item) -> dict[str, Any]:
+    """The metadata clip-retrieval clients read: url, image_path, caption, and the item's own."""
+    meta = dict(hit.metadata)
+    if hit.kind == "image":
+        meta["url"] = str(request.url_for("item_image", collection=served.name, item_id=hit.id))
+        meta["image_path"] = hit.path
+    if hit.text is not None:
+        meta.setdefault("caption", hit.text)
+    return meta
+
+
+def _fetch_image(url: str, max_bytes: int) -> bytes:
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https"):
+        raise InputError("image_url must be an http or https URL")
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            data = response.read(max_bytes + 1)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot fetch image_url: {e}") from None
+    if len(data) > max_bytes:
+        raise InputError(f"the image at image_url is larger than {max_bytes} bytes")
+    return data
+
+
+def _own_item(request: Request, service: Service, url: str) -> tuple[Served, int] | None:
+    """The (collection, item) that ``url`` names when it is one of this server's item images."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.netloc != request.url.netloc:
+        return None
+    path = parsed.path[len(request.scope.get("root_path", "")):]
+    found = _OWN_ITEM.match(path)
+    if not found or found["collection"] not in service.served:
+        return None
+    return service.served[found["collection"]], int(found["item"])
+
+
+async def _knn_vector(request: Request, service: Service, served: Served, body: KnnRequest) -> np.ndarray:
+    if body.text is not None or body.image is not None:
+        query = Query(text=body.text, image=body.image if body.text is None else None)
+        return await service.run(query_vector, served, service.encoder(served), query, service.limits)
+    if body.image_url is not None:
+        own = _own_item(request, service, body.image_url)
+        if own is not None and own[0] is served:
+            return await service.run(query_vector, served, None, Query(item_id=own[1]), service.limits)
+        if not service.settings.allow_image_urls:
+            raise InputError("image_url is not fetched by this server (it would let clients make the server "
+                             "fetch any URL); send the image as base64 in 'image', or start the server "
+                             "with --allow-image-urls")
+        data = await service.run(_fetch_image, body.image_url, service.limits.max_upload_bytes)
+        return await service.run(query_vector, served, service.encoder(served), Query(image=data), service.limits)
+    vector = np.asarray(body.embedding_input, dtype=np.float32)
+    norm = float(np.linalg.norm(vector))
+    if norm == 0.0:
+        raise InputError("embedding_input is all zeros")
+    return vector / norm
+
+
+def make_router(service: Service) -> APIRouter:
+    router = APIRouter(tags=["clip-retrieval compatibility"])
+
+    @router.get("/indices-list", response_model=list[str])
+    async def indices_list() -> list[str]:
+        """The names of the served collections (clip-retrieval's indices)."""
+        return list(service.served)
+
+    @router.post("/knn-service", response_model=list[dict[str, Any]], openapi_extra=body_doc(KnnRequest))
+    async def knn_service(request: Request) -> list[dict[str, Any]]:
+        """clip-retrieval's nearest-neighbour query."""
+        body = validate(KnnRequest, await json_body(request), service.limits)
+        served = service.get(body.indice_name)
+        vector = await _knn_vector(request, service, served, body)
+        count = body.num_result_ids or body.num_images
+        page = await service.run(search_page, served, vector, k=count, target=body.modality)
+        results = []
+        for position, hit in enumerate(page.hits):
+            entry = item_metadata(request, served, hit) if position < body.num_images else {}
+            results.append({**entry, "id": hit.id, "similarity": hit.score})
+        return results
+
+    @router.post("/metadata", response_model=list[dict[str, Any]], openapi_extra=body_doc(MetadataRequest))
+    async def metadata(request: Request) -> list[dict[str, Any]]:
+        """Metadata of items by id, for results that came without it."""
+        body = validate(MetadataRequest, await json_body(request), service.limits)
+        served = service.get(body.indice_name)
+        items = await service.run(_live_items, served, body.ids)
+        return [{"id": item.id, "metadata": item_metadata(request, served, item)} for item in items]
+
+    return router
+
+
+def _live_items(served: Served, ids: list[int]) -> list[Item]:
+    """The live items among ``ids``, in that order; unknown ids are left out."""
+    with served.lock:
+        items = served.collection.store.get_items(ids)
+    return [items[i] for i in dict.fromkeys(ids) if i in items and not items[i].removed]

@@ -1,0 +1,78 @@
+"""Search as the server does it: a query vector, then one page of filtered results.
+
+The query vector comes from the library's ``build_query`` (text, image, or image plus an
+instruction) run on the serving encoder, so text goes through the batcher. "More like this"
+uses the item's stored vector and needs no model at all; with an instruction added it
+re-reads the item's image and composes like any image query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..index.collection import Hit
+from ..search.queries import build_query, load_query_image
+from .files import read_item_file
+from .service import Served
+from .settings import Limits
+
+
+@dataclass
+class Query:
+    text: str | None = None
+    image: bytes | None = None
+    item_id: int | None = None
+    text_weight: float = 0.5
+
+
+def query_vector(served: Served, encoder, query: Query, limits: Limits) -> np.ndarray:
+    """One L2-normalised query vector (blocking: run it in a worker thread)."""
+    image = query.image
+    if query.item_id is not None:
+        if query.text is None:
+            return served.read("vectors_for_ids", [query.item_id])[0]
+        item = served.read("get", query.item_id)
+        if item.kind != "image":
+            raise InputError(f"item {query.item_id} is a text: an instruction can only be added to an image item")
+        image, _ = read_item_file(served.collection, query.item_id)
+    picture = None
+    if image is not None:
+        picture = load_query_image(image, encoder.preprocess.draft_size, max_pixels=limits.max_image_pixels)
+    return build_query(encoder, text=query.text, image=picture, text_weight=query.text_weight)
+
+
+def matches(metadata: dict[str, Any], filters: dict[str, Any]) -> bool:
+    """Every filter holds: the value equals the wanted one, or is one of a list of them."""
+    for key, wanted in filters.items():
+        value = metadata.get(key)
+        if isinstance(wanted, list) and value not in wanted:
+            return False
+        if not isinstance(wanted, list) and value != wanted:
+            return False
+    return True
+
+
+@dataclass
+class Page:
+    hits: list[Hit]
+    has_more: bool
+
+
+def search_page(served: Served, vector: np.ndarray, *, k: int, offset: int = 0, target: str = "image",
+                min_score: float | None = None, filters: dict[str, Any] | None = None,
+                exclude: int | None = None) -> Page:
+    """Results ``offset`` to ``offset + k``, after filters; one more is fetched to know if a next page exists."""
+    wanted = offset + k + 1
+    # Filters and the excluded query item drop results after the index has ranked them, so
+    # ask the index for more, and more again while a page is still short.
+    fetch = wanted * 4 if filters else wanted + (exclude is not None)
+    while True:
+        hits = served.read("search_vectors", vector[None], k=fetch, target=target, min_score=min_score)[0]
+        kept = [h for h in hits if h.id != exclude and (not filters or matches(h.metadata, filters))]
+        if len(kept) >= wanted or len(hits) < fetch:  # enough, or the index has nothing more
+            return Page(kept[offset : offset + k], len(kept) > offset + k)
+        fetch *= 4

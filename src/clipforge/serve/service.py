@@ -1,0 +1,136 @@
+"""What the server holds: the opened collections, their models, and whether they are ready.
+
+Each model is loaded once (``load_encoder`` caches by spec) and shared by every collection
+built with it, behind one ``ServingEncoder`` and so one batcher. Collections open at start-up,
+so a wrong name fails before the server binds; the models load in a background thread, so
+the server answers /healthz at once and /readyz when they are in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from fastapi import HTTPException
+
+from ..errors import ClipforgeError, InputError, NotFoundError
+from ..index.collection import KINDS, Collection
+from .batching import ServingEncoder
+from .files import ThumbnailCache
+from .settings import ServeSettings
+
+log = logging.getLogger(__name__)
+
+# Threads for blocking work: model calls, FAISS, SQLite, decoding. Most of them only wait on
+# the batcher, so there are many more than cores: a batch can only be as large as the
+# number of queries waiting for it.
+_WORKERS = 64
+
+
+class NotReady(HTTPException):
+    def __init__(self, detail: str):
+        super().__init__(503, detail, headers={"Retry-After": "1"})
+
+
+@dataclass
+class Served:
+    name: str
+    collection: Collection
+    encoder: ServingEncoder | None = None
+    # Collection reads rebuild a cached index when the collection changed; two threads must
+    # not do that at once, so reads of one collection take turns (each is milliseconds).
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def read(self, method: str, *args, **kwargs):
+        with self.lock:
+            return getattr(self.collection, method)(*args, **kwargs)
+
+
+class Service:
+    def __init__(self, settings: ServeSettings, on_batch=None):
+        if not settings.collections:
+            raise InputError("nothing to serve: name at least one collection")
+        self.settings = settings
+        self.limits = settings.limits
+        self.thumbnails = ThumbnailCache()
+        self.served: dict[str, Served] = {}
+        self._on_batch = on_batch
+        self._ready = threading.Event()
+        self.load_error: str | None = None
+        self.executor = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="clipforge-serve")
+        try:
+            for where in settings.collections:
+                self._open(where)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, where: str) -> None:
+        collection = Collection.open(where, device=self.settings.device, precision=self.settings.precision)
+        if collection.name in self.served:
+            collection.close()
+            raise InputError(f"two collections are named {collection.name}; serve them from separate servers")
+        self.served[collection.name] = Served(collection.name, collection)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        if self.settings.load_in_background:
+            threading.Thread(target=self.load, name="clipforge-load", daemon=True).start()
+        else:
+            self.load()
+
+    def load(self) -> None:
+        """Load every model and warm every index; afterwards /readyz reports ready."""
+        try:
+            shared: dict[int, ServingEncoder] = {}
+            for served in self.served.values():
+                encoder = served.collection.encoder
+                if id(encoder) not in shared:
+                    shared[id(encoder)] = ServingEncoder(encoder, self.settings.batching, self._on_batch)
+                served.encoder = shared[id(encoder)]
+                for kind in KINDS:  # builds or loads the index now rather than on the first query
+                    served.read("search_vectors", np.zeros((1, served.collection.dim), np.float32), k=1, target=kind)
+            self._ready.set()
+        except ClipforgeError as e:
+            self.load_error = str(e)
+            log.error("cannot serve: %s", e)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
+
+    def close(self) -> None:
+        for encoder in {id(s.encoder): s.encoder for s in self.served.values() if s.encoder}.values():
+            encoder.close()
+        for served in self.served.values():
+            served.collection.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- access ------------------------------------------------------------------------
+    def get(self, name: str | None) -> Served:
+        if name is None:
+            return next(iter(self.served.values()))
+        served = self.served.get(name)
+        if served is None:
+            raise NotFoundError(f"no collection named {name!r} is served (serving: {', '.join(self.served)})")
+        return served
+
+    def encoder(self, served: Served) -> ServingEncoder:
+        if self.load_error:
+            raise NotReady(f"the models could not be loaded: {self.load_error}")
+        if not self.ready or served.encoder is None:
+            raise NotReady("the models are still loading; retry shortly")
+        return served.encoder
+
+    async def run(self, fn, *args, **kwargs):
+        """Run blocking work off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
