@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 from typing import TYPE_CHECKING
@@ -14,8 +15,20 @@ if TYPE_CHECKING:
 
 __all__ = ["Encoder", "ModelSpec", "load_encoder", "parse_spec"]
 
-_cache: dict[tuple[str, str, str], "Encoder"] = {}
+_cache: dict[tuple, "Encoder"] = {}
 _lock = threading.Lock()
+
+
+def _local_stamp(spec: ModelSpec) -> tuple:
+    """Size and mtime of a local model's files, so a directory overwritten in place is reloaded."""
+    if not spec.is_local:
+        return ()
+    stamp = []
+    for entry in sorted(os.scandir(spec.target), key=lambda e: e.name):
+        if entry.is_file():
+            st = entry.stat()
+            stamp.append((entry.name, st.st_size, st.st_mtime_ns))
+    return tuple(stamp)
 
 
 def load_encoder(spec: str | ModelSpec, device: str = "auto", precision: str = "auto") -> "Encoder":
@@ -26,7 +39,7 @@ def load_encoder(spec: str | ModelSpec, device: str = "auto", precision: str = "
     hardware runs it natively.
     """
     parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
-    key = (str(parsed), device, precision)
+    key = (str(parsed), device, precision, _local_stamp(parsed))
     with _lock:
         if key not in _cache:
             if parsed.scheme == "builtin":

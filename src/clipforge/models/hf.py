@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -31,8 +33,22 @@ def _features(output) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
-def _load_parts(spec: ModelSpec):
-    from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    # huggingface_hub retries a dead network for ~25 s with a warning each time; one quick
+    # connection attempt gives the same answer at once.
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _load_config(spec: ModelSpec):
+    from transformers import AutoConfig
 
     where = spec.target
     if spec.is_local and not os.path.isfile(os.path.join(where, "config.json")):
@@ -42,11 +58,15 @@ def _load_parts(spec: ModelSpec):
     try:
         if spec.is_local:
             try:
-                config = AutoConfig.from_pretrained(where)
+                return AutoConfig.from_pretrained(where), False
             except ValueError as e:  # a config.json without a known model_type
                 raise ModelLoadError(f"cannot read {where}/config.json: {str(e).strip()}") from None
-        else:
-            config = AutoConfig.from_pretrained(where)
+        try:  # a hub model already in the local cache loads without the network
+            return AutoConfig.from_pretrained(where, local_files_only=True), True
+        except OSError:
+            if not _hub_reachable():
+                raise
+            return AutoConfig.from_pretrained(where), False
     except OSError as e:
         if spec.is_local:
             raise ModelLoadError(f"{where} is not a model directory (no config.json): {e}") from None
@@ -54,20 +74,27 @@ def _load_parts(spec: ModelSpec):
             f"cannot load hub model '{where}' (offline or unknown id); download it once with "
             f"network access, or point at a local copy: --model hf:/path/to/model-dir"
         ) from None
+
+
+def _load_parts(spec: ModelSpec):
+    from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+
+    config, cached = _load_config(spec)
     family = FAMILIES.get(config.model_type)
     if family is None:
         raise ModelLoadError(
             f"{spec}: model type '{config.model_type}' is not a dual encoder; "
             f"supported: CLIPModel, SiglipModel, VisionTextDualEncoderModel"
         )
+    where, local = spec.target, {"local_files_only": True} if cached else {}
     if spec.is_local and not any(os.path.isfile(os.path.join(where, f)) for f in _TOKENIZER_FILES):
         # Without any of these, AutoTokenizer builds an empty tokenizer that maps every word
         # to <unk>: the text vectors would be meaningless, silently.
         raise ModelLoadError(f"{where} has no tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}, ...)")
     try:
-        model = AutoModel.from_pretrained(where, config=config)
-        tokenizer = AutoTokenizer.from_pretrained(where)
-        image_processor = AutoImageProcessor.from_pretrained(where)
+        model = AutoModel.from_pretrained(where, config=config, **local)
+        tokenizer = AutoTokenizer.from_pretrained(where, **local)
+        image_processor = AutoImageProcessor.from_pretrained(where, **local)
     except (OSError, ValueError) as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelLoadError(f"cannot load {spec}: {first_line}") from None
