@@ -10,7 +10,8 @@ from typing import Any
 import click
 from rich.console import Console
 
-console = Console()
+# Piped output is never cut to 80 columns: a path truncated with an ellipsis is useless to grep.
+console = Console() if sys.stdout.isatty() else Console(width=100_000)
 err_console = Console(stderr=True)
 
 

@@ -1,0 +1,37 @@
+"""``clipforge info``: what a collection holds."""
+
+from __future__ import annotations
+
+import click
+
+from .common import collection_option
+from .output import console, emit, json_option
+
+
+@click.command()
+@collection_option
+@click.option("--all-skipped", is_flag=True, help="List every skipped file, not only the first 100.")
+@json_option
+def info(collection, all_skipped, as_json):
+    """Show a collection's model, dimension, counts, and the files skipped and why."""
+    from ..index.collection import Collection
+
+    with Collection.open(collection) as coll:
+        result = coll.info(skipped_limit=None if all_skipped else 100)
+    emit(result, as_json, _render)
+
+
+def _render(result: dict) -> None:
+    console.print(f"[bold]{result['name']}[/]  {result['path']}", highlight=False)
+    console.print(f"model      {result['model']}  ({result['dim']}-d)", markup=False, highlight=False)
+    console.print(
+        f"items      {result['images']} images, {result['texts']} texts, "
+        f"{result['removed']} removed, {result['skipped']} skipped"
+    )
+    console.print(f"disk       {result['disk_bytes'] / 1e6:.1f} MB")
+    if result["skipped_files"]:
+        console.print("skipped files:")
+        for entry in result["skipped_files"]:
+            console.print(f"  {entry['path']}: {entry['reason']}", markup=False, highlight=False)
+        if len(result["skipped_files"]) < result["skipped"]:
+            console.print(f"  ... {result['skipped'] - len(result['skipped_files'])} more (--all-skipped)")
