@@ -121,6 +121,23 @@ def test_flickr8k_captions_txt(tmp_path):
     assert _per_image(ds) == [2, 1]
 
 
+def test_clip_benchmark_flickr_file_with_unquoted_commas(tmp_path):
+    flickr_images(tmp_path)
+    (tmp_path / "flickr30k_test_karpathy.txt").write_text(
+        'image,caption\n1000.jpg,A man, in a hat, waves .\n1000.jpg,"Hi" says a man\n1001.jpg,"A cat, asleep"\n'
+    )
+    ds = load_retrieval_dataset(tmp_path / "flickr30k_test_karpathy.txt")
+    # The caption is everything after the first comma; only a fully quoted caption is unquoted.
+    assert ds.captions == ["A man, in a hat, waves .", '"Hi" says a man', "A cat, asleep"]
+
+
+def test_table_row_with_an_unquoted_delimiter_is_an_error(tmp_path):
+    flickr_images(tmp_path)
+    (tmp_path / "pairs.csv").write_text("image,caption,split\n1000.jpg,a dog,test\n1001.jpg,a cat, asleep,test\n")
+    with pytest.raises(InputError, match="line 3 does not have the header's 3 fields; quote captions"):
+        load_retrieval_dataset(tmp_path)
+
+
 def test_flickr30k_results_csv_with_pipes(tmp_path):
     flickr_images(tmp_path)
     (tmp_path / "results.csv").write_text(

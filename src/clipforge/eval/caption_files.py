@@ -143,12 +143,37 @@ def _columns(header: list[str], name: str) -> tuple[str, str, str | None]:
 
 
 def _csv_rows(text: str, delimiter: str, name: str) -> Iterator[Row]:
+    lines = text.splitlines()
+    header = next(csv.reader(lines[:1], delimiter=delimiter), [])
+    image, caption, split = _columns(header, name)
+    if header == [image, caption]:
+        yield from _image_caption_rows(lines, delimiter, name)
+        return
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    image, caption, split = _columns(list(reader.fieldnames or []), name)
     for row in reader:
-        if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
-            continue  # a blank line
-        yield f"line {reader.line_num}", (row[image] or "").strip(), row[caption], _split_value(row, split)
+        if None in row or None in row.values():  # a field too many or too few: never guess
+            raise InputError(
+                f"{name}: line {reader.line_num} does not have the header's {len(header)} fields; "
+                f"quote captions that contain '{delimiter}'"
+            )
+        yield f"line {reader.line_num}", row[image].strip(), row[caption], _split_value(row, split)
+
+
+def _image_caption_rows(lines: list[str], delimiter: str, name: str) -> Iterator[Row]:
+    """``image,caption`` lines. CLIP_benchmark's Flickr files leave commas in captions
+    unquoted; Kaggle's ``captions.txt`` quotes such captions. Splitting at the first
+    delimiter and unquoting a fully quoted rest reads both."""
+    for number, line in enumerate(lines[1:], 2):
+        if not line.strip():
+            continue
+        image, sep, caption = line.partition(delimiter)
+        if not sep:
+            raise InputError(f"{name}: line {number} has no {delimiter!r} between image and caption: {line!r}")
+        quoted = caption.strip()
+        if len(quoted) >= 2 and quoted[0] == quoted[-1] == '"':
+            fields = next(csv.reader([quoted], delimiter=delimiter))
+            caption = fields[0] if len(fields) == 1 else caption
+        yield f"line {number}", image.strip(), caption, None
 
 
 def _split_value(row: dict, column: str | None) -> str | None:
