@@ -288,8 +288,9 @@ def test_image_folder(tmp_path):
     ds = load_classification_dataset(tmp_path, split="val")
     assert (ds.format, ds.split, ds.classnames) == ("imagefolder", "val", ["n01", "n02", "n03"])
     assert ds.labels.tolist() == [0, 1, 1, 2, 2]
-    (tmp_path / "names.txt").write_text("tench\ngoldfish\nshark\n")
-    assert load_classification_dataset(tmp_path / "val", classnames=tmp_path / "names.txt").classnames == [
+    # a classnames.txt beside the class folders does not make this a webdataset
+    (tmp_path / "val" / "classnames.txt").write_text("tench\ngoldfish\nshark\n")
+    assert load_classification_dataset(tmp_path / "val", classnames=tmp_path / "val" / "classnames.txt").classnames == [
         "tench", "goldfish", "shark"
     ]
 

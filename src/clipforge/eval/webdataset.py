@@ -75,10 +75,11 @@ def split_folders(root: Path) -> list[str]:
 
 
 def is_webdataset(root: Path) -> bool:
+    """Shards in ``root`` or in its split folders; metadata files alone do not count, so an
+    ImageFolder that keeps a classnames.txt is still an ImageFolder."""
     if root.is_file():
         return root.suffix == ".tar"
-    meta = ("classnames.txt", "dataset_type.txt", "zeroshot_classification_templates.txt")
-    return any((root / m).is_file() for m in meta) or any(root.glob("*.tar")) or bool(split_folders(root))
+    return any(root.glob("*.tar")) or bool(split_folders(root))
 
 
 def find_shards(root: Path, split: str | None) -> tuple[list[Path], str | None]:
