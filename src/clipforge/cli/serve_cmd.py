@@ -44,6 +44,7 @@ def _is_loopback(host: str) -> bool:
 def serve(collections, host, port, device, precision, no_batching, batch_size, batch_wait_ms, write_token,
           allow_image_urls, cors_origins, max_upload_mb, max_k, request_timeout):
     """Serve collections: a search page at /, the API at /docs, and clip-retrieval's /knn-service."""
+    from ..serve.app import create_app
     from ..serve.runner import serve_forever
     from ..serve.settings import BatchSettings, Limits, ServeSettings
 
@@ -53,7 +54,8 @@ def serve(collections, host, port, device, precision, no_batching, batch_size, b
         limits=Limits(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_k=max_k, request_seconds=request_timeout),
         write_token=write_token or None, allow_image_urls=allow_image_urls, cors_origins=tuple(cors_origins),
     )
+    app = create_app(settings)  # opens the collections: a wrong name fails here, before binding
     if not _is_loopback(host):
         err_console.print(f"[yellow]warning:[/] listening on {host}: reachable from other machines")
     err_console.print(f"serving {', '.join(collections)} at http://{host}:{port}/ (API docs at /docs)")
-    serve_forever(settings)
+    serve_forever(app, host, port)

@@ -8,12 +8,9 @@ import time
 
 import uvicorn
 
-from .app import create_app
-from .settings import ServeSettings
 
-
-def serve_forever(settings: ServeSettings, log_level: str = "info") -> None:
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+def serve_forever(app, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
 class BackgroundServer:

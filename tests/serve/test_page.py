@@ -1,0 +1,106 @@
+"""The web page in a real headless Chromium (Debian's), driven by Playwright."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+playwright = pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason="chromium is not installed (.ci/serve-deps.sh)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.set_default_timeout(15_000)
+    yield page, server.url
+    context.close()
+    assert not errors, errors
+
+
+def result_images(page):
+    return page.get_by_role("list", name="Results").get_by_role("img")
+
+
+def loaded(image) -> bool:
+    return image.evaluate("img => img.complete && img.naturalWidth > 0")
+
+
+def test_type_a_query_and_see_images(page):
+    page, url = page
+    page.goto(url + "/")
+    expect(page.get_by_label("Collection")).to_contain_text("pics")
+    page.get_by_label("Search", exact=True).fill("a red car")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(result_images(page)).to_have_count(12)
+    expect(page.locator("#status")).to_contain_text("12 results for “a red car”")
+    first = result_images(page).first
+    expect(first).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    assert loaded(first)
+    assert page.locator(".card .score").first.inner_text().replace("-", "").replace(".", "").isdigit()
+
+
+def test_upload_an_image_finds_it_first(page, collection_path):
+    page, url = page
+    page.goto(url + "/")
+    photo = collection_path.parent.parent / "pics-photos" / "img_03.jpg"
+    page.get_by_label("Search by image").set_input_files(str(photo))
+    expect(page.locator("#status")).to_contain_text("your image")
+    expect(page.locator(".card .name").first).to_have_text("img_03.jpg")
+    expect(page.get_by_role("img", name="Query image")).to_be_visible()
+    page.get_by_label("Text instruction").fill("same but red")
+    page.get_by_label("Text weight").fill("0.8")
+    page.get_by_role("button", name="Search with image").click()
+    expect(page.locator("#status")).to_contain_text("+ “same but red”")
+    expect(result_images(page)).to_have_count(12)
+
+
+def test_more_like_this_and_more_results(page):
+    page, url = page
+    page.goto(url + "/?k=5")
+    page.get_by_label("Search", exact=True).fill("a photo")
+    page.get_by_label("Search", exact=True).press("Enter")
+    expect(result_images(page)).to_have_count(5)
+    page.get_by_role("button", name="More results").click()
+    expect(result_images(page)).to_have_count(10)
+    page.get_by_role("button", name="More results").click()
+    expect(result_images(page)).to_have_count(12)
+    expect(page.get_by_role("button", name="More results")).to_be_hidden()
+
+    name = page.locator(".card .name").nth(2).inner_text()
+    page.get_by_role("button", name=f"More like this: {name}").click()
+    expect(page.locator("#query-caption")).to_have_text(f"More like {name}")
+    expect(page.locator("#status")).to_contain_text(f"“{name}”")
+    expect(result_images(page)).to_have_count(5)
+    expect(page.locator(".card .name")).not_to_contain_text([name] * 5)
+
+
+def test_texts_and_errors_are_shown(page):
+    page, url = page
+    page.goto(url + "/")
+    page.get_by_label("Find").select_option("text")
+    page.get_by_label("Search", exact=True).fill("a dog")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.locator(".card blockquote")).to_have_count(5)
+    page.get_by_label("Search by image").set_input_files(
+        files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"this is not a png"}])
+    expect(page.get_by_role("alert")).to_contain_text("Search failed")
