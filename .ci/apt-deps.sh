@@ -2,4 +2,4 @@
 # Debian packages the dataset builders read (clipforge data emoji / clipart) and their tests use.
 set -eu
 apt-get update
-apt-get install -y --no-install-recommends fonts-noto-color-emoji unicode-cldr-core unicode-data openclipart-png openclipart-svg
+DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fonts-noto-color-emoji unicode-cldr-core unicode-data openclipart-png openclipart-svg
