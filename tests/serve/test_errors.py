@@ -98,7 +98,7 @@ def test_writes_need_the_token(collection_path, tmp_path):
 @pytest.fixture(scope="module")
 def strict(collection_path):
     limits = Limits(max_upload_bytes=20_000, max_image_pixels=10_000, max_k=5, max_text_chars=20,
-                    max_batch_items=2, max_labels=3)
+                    max_batch_items=2, max_labels=3, max_prompts=8)
     with start(collection_path, limits=limits) as server, httpx.Client(base_url=server.url) as http:
         yield http
 
@@ -120,6 +120,8 @@ def test_limits_are_4xx(strict, tmp_path):
     assert ("body", "text") in field_errors(strict.post("/search", json={"text": "x" * 21}))
     assert ("body", "texts") in field_errors(strict.post("/embed", json={"texts": ["a", "b", "c"]}))
     assert ("body", "labels") in field_errors(strict.post("/classify", json={"image": "", "labels": list("abcd")}))
+    too_many_prompts = strict.post("/classify", json={"image": "", "labels": list("abc"), "templates": ["{}"] * 3})
+    assert field_errors(too_many_prompts) == [("body",)] and "templates" in too_many_prompts.json()["detail"][0]["msg"]
     assert ("body", "num_images") in field_errors(strict.post("/knn-service", content='{"text": "x", "num_images": 6}'))
 
 

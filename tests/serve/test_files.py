@@ -67,6 +67,7 @@ def linked(tmp_path, tiny_clip_spec):
         make_photo(photos / f"p{i}.jpg", seed=i)
     make_photo(photos / "sub" / "s.jpg", seed=9)
     os.symlink(photos / "p0.jpg", photos / "link-inside.jpg")  # a link within the folder: fine
+    os.symlink(photos / "p1.jpg", photos / "sub" / "link-up.jpg")  # a link to another indexed file: fine
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.jpg").write_bytes(SECRET)
@@ -82,6 +83,7 @@ def test_links_out_of_the_folder_are_refused(linked):
     http, photos, outside, ids = linked
     assert http.get(f"/items/linked/{ids['link-inside.jpg']}/image").content == (photos / "p0.jpg").read_bytes()
     assert http.get(f"/items/linked/{ids['p1.jpg']}/image").status_code == 200
+    assert http.get(f"/items/linked/{ids['link-up.jpg']}/image").content == (photos / "p1.jpg").read_bytes()
 
     (photos / "p1.jpg").unlink()
     os.symlink(outside / "secret.jpg", photos / "p1.jpg")  # the file becomes a link out
@@ -89,7 +91,7 @@ def test_links_out_of_the_folder_are_refused(linked):
     os.symlink("/etc/passwd", photos / "p2.jpg")
     shutil.rmtree(photos / "sub")
     os.symlink(outside, photos / "sub")  # the folder becomes a link out
-    for name in ("p1.jpg", "p2.jpg", "s.jpg"):
+    for name in ("p1.jpg", "p2.jpg", "s.jpg", "link-up.jpg"):
         for kind in ("image", "thumbnail"):
             response = http.get(f"/items/linked/{ids[name]}/{kind}")
             assert response.status_code == 404, (name, kind)

@@ -34,8 +34,7 @@ def hit_out(request: Request, served: Served, hit: Hit) -> HitOut:
 
 
 def describe(served: Served) -> CollectionOut:
-    with served.lock:
-        counts = served.collection.store.counts()
+    counts = served.read(lambda c: c.store.counts())
     return CollectionOut(name=served.name, model=served.collection.model_spec, dim=served.collection.dim, **counts)
 
 

@@ -96,13 +96,14 @@ def _add_base_routes(app: FastAPI, service: Service, metrics: Metrics) -> None:
         """Liveness: the process answers."""
         return Status(status="ok")
 
-    @app.get("/readyz", response_model=Status, tags=["health"], responses={503: {"model": Status}})
+    @app.get("/readyz", response_model=Status, response_model_exclude_none=True, tags=["health"],
+             responses={503: {"model": Status}})
     async def readyz():
         """Readiness: every model is loaded and every index warm."""
         if service.ready:
             return Status(status="ready")
         status = Status(status="failed", detail=service.load_error) if service.load_error else Status(status="loading")
-        return JSONResponse(status.model_dump(), status_code=503)
+        return JSONResponse(status.model_dump(exclude_none=True), status_code=503)
 
     @app.get("/metrics", tags=["health"], response_class=Response)
     async def prometheus_metrics() -> Response:

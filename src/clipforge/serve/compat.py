@@ -187,6 +187,5 @@ def make_router(service: Service) -> APIRouter:
 
 def _live_items(served: Served, ids: list[int]) -> list[Item]:
     """The live items among ``ids``, in that order; unknown ids are left out."""
-    with served.lock:
-        items = served.collection.store.get_items(ids)
+    items = served.read(lambda c: c.store.get_items(ids))
     return [items[i] for i in dict.fromkeys(ids) if i in items and not items[i].removed]

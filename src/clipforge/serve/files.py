@@ -2,9 +2,10 @@
 
 A file is reached only through an item id of a served collection; the path comes from the
 collection's own database, never from the request. That path is then trusted only while it
-still is what was indexed: a regular file whose real location (symbolic links resolved) lies
-in the folder it was indexed in. A file swapped for a link that points elsewhere, or a folder
-swapped for one, is refused like a missing file.
+still is what was indexed: a regular image file whose real location (symbolic links
+resolved) lies in the folder it was indexed in, or is itself a file the collection records.
+A file swapped for a link that points elsewhere, or a folder swapped for one, is refused
+like a missing file.
 """
 
 from __future__ import annotations
@@ -31,12 +32,16 @@ def _unavailable(collection, item_id: int) -> NotFoundError:
     return NotFoundError(f"collection {collection.name} has no image file for item {item_id}")
 
 
-def _inside(recorded: Path) -> Path | None:
-    """The real path of ``recorded`` if it lies in the folder ``recorded`` names, else None."""
+def _servable(collection, recorded: Path) -> Path | None:
+    """The real path of ``recorded`` if the collection may serve it, else None."""
     if not recorded.is_absolute() or ".." in recorded.parts:
         return None
     real = Path(os.path.realpath(recorded))
-    return real if recorded.parent in real.parents else None
+    if real == recorded or recorded.parent in real.parents:
+        return real
+    # A link to another indexed file (photo folders often hold links between albums).
+    target = collection.store.items_by_key([str(real)]).get(str(real))
+    return real if target is not None and target.kind == "image" and not target.removed else None
 
 
 def read_item_file(collection, item_id: int) -> tuple[bytes, int]:
@@ -47,7 +52,7 @@ def read_item_file(collection, item_id: int) -> tuple[bytes, int]:
         raise _unavailable(collection, item_id) from None
     if item.kind != "image" or item.removed or not item.path:
         raise _unavailable(collection, item_id)
-    real = _inside(Path(item.path))
+    real = _servable(collection, Path(item.path))
     if real is None:
         raise _unavailable(collection, item_id)
     try:

@@ -18,6 +18,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ..search.classify import DEFAULT_TEMPLATES
 from .settings import MAX_ITEM_ID, Limits
 
 _DATA_URL = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.ASCII)
@@ -164,6 +165,13 @@ class ClassifyRequest(_Request):
         if value is not None and len(value) > limits_of(info).max_labels:
             raise ValueError(f"at most {limits_of(info).max_labels} entries")
         return _check_texts(value, info)
+
+    @model_validator(mode="after")
+    def _prompt_count(self, info: ValidationInfo) -> "ClassifyRequest":
+        prompts = len(self.labels) * len(self.templates or DEFAULT_TEMPLATES)
+        if prompts > limits_of(info).max_prompts:
+            raise ValueError(f"labels x templates is {prompts}, more than the {limits_of(info).max_prompts} allowed")
+        return self
 
 
 class AddTextsRequest(BaseModel):

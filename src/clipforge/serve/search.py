@@ -34,8 +34,8 @@ def query_vector(served: Served, encoder, query: Query, limits: Limits) -> np.nd
     image = query.image
     if query.item_id is not None:
         if query.text is None:
-            return served.read("vectors_for_ids", [query.item_id])[0]
-        item = served.read("get", query.item_id)
+            return served.read(lambda c: c.vectors_for_ids([query.item_id]))[0]
+        item = served.read(lambda c: c.get(query.item_id))
         if item.kind != "image":
             raise InputError(f"item {query.item_id} is a text: an instruction can only be added to an image item")
         image, _ = read_item_file(served.collection, query.item_id)
@@ -71,7 +71,7 @@ def search_page(served: Served, vector: np.ndarray, *, k: int, offset: int = 0, 
     # ask the index for more, and more again while a page is still short.
     fetch = wanted * 4 if filters else wanted + (exclude is not None)
     while True:
-        hits = served.read("search_vectors", vector[None], k=fetch, target=target, min_score=min_score)[0]
+        hits = served.read(lambda c: c.search_vectors(vector[None], k=fetch, target=target, min_score=min_score))[0]
         kept = [h for h in hits if h.id != exclude and (not filters or matches(h.metadata, filters))]
         if len(kept) >= wanted or len(hits) < fetch:  # enough, or the index has nothing more
             return Page(kept[offset : offset + k], len(kept) > offset + k)

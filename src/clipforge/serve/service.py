@@ -12,8 +12,10 @@ import asyncio
 import functools
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from fastapi import HTTPException
@@ -25,6 +27,7 @@ from .files import ThumbnailCache
 from .settings import ServeSettings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Threads for blocking work: model calls, FAISS, SQLite, decoding. Most of them only wait on
 # the batcher, so there are many more than cores: a batch can only be as large as the
@@ -46,9 +49,10 @@ class Served:
     # not do that at once, so reads of one collection take turns (each is milliseconds).
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def read(self, method: str, *args, **kwargs):
+    def read(self, fn: Callable[[Collection], T]) -> T:
+        """``fn(collection)``, in turn with every other read of this collection."""
         with self.lock:
-            return getattr(self.collection, method)(*args, **kwargs)
+            return fn(self.collection)
 
 
 class Service:
@@ -94,7 +98,8 @@ class Service:
                     shared[id(encoder)] = ServingEncoder(encoder, self.settings.batching, self._on_batch)
                 served.encoder = shared[id(encoder)]
                 for kind in KINDS:  # builds or loads the index now rather than on the first query
-                    served.read("search_vectors", np.zeros((1, served.collection.dim), np.float32), k=1, target=kind)
+                    zeros = np.zeros((1, served.collection.dim), np.float32)
+                    served.read(lambda c: c.search_vectors(zeros, k=1, target=kind))
             self._ready.set()
         except ClipforgeError as e:
             self.load_error = str(e)

@@ -20,6 +20,7 @@ class Limits:
     max_text_chars: int = 2000  # one query text, label or template
     max_batch_items: int = 64  # texts or images in one /embed request
     max_labels: int = 200  # labels in one /classify request
+    max_prompts: int = 2000  # labels x templates: text encodes one /classify request may cost
     max_filters: int = 16
     request_seconds: float = 30.0
 
