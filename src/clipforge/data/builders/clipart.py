@@ -19,8 +19,9 @@ Each picture gets up to three captions (column ``kind``):
 Symbolic links (the same file listed in a second folder) are skipped. Pictures whose file
 names differ only in numbers ("star_73pt03step", "star_49pt04step") are near-copies: they
 share one split, and at most ``max_per_group`` of them are kept so that one series cannot
-swamp the dataset. Images are composited on white and downscaled to ``max_size``; small
-opaque PNGs are hard-linked (or copied) unchanged.
+swamp the dataset. Images are composited on white, cropped to the drawing (many were
+exported with their whole page) and downscaled to ``max_size``; small opaque PNGs that need
+no cropping are hard-linked (or copied) unchanged.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ...errors import ImageDecodeError, InputError
 from ..images import DEFAULT_MAX_PIXELS, decode_image
@@ -50,6 +51,7 @@ NAME = "clipart"
 DEFAULT_PNG_DIR = Path("/usr/share/openclipart/png")
 DEFAULT_SVG_DIR = Path("/usr/share/openclipart/svg")
 MIN_SIDE = 24  # below this the "pictures" are 3x2-pixel flags and similar debris
+_INK_LEVEL = 8  # grey levels below white that count as drawing, not page
 # A title or description shared by this many groups, or this many files, names a series.
 COLLECTION_GROUPS = 3
 COLLECTION_FILES = 25
@@ -157,16 +159,38 @@ def item_captions(item: ClipartItem, collections: set[str], shared: set[str]) ->
 
 
 def write_image(source: Path, target: Path, config: ClipartConfig) -> None:
-    """The picture on white, at most ``max_size`` pixels a side; raises ImageDecodeError."""
+    """The picture on white, cropped to its content, at most ``max_size`` pixels a side.
+
+    Raises ImageDecodeError for files that cannot be used. Small opaque PNGs that need no
+    cropping are hard-linked (or copied) unchanged.
+    """
     image = decode_image(source, max_pixels=config.max_pixels)
-    if max(image.size) < MIN_SIDE:
+    cropped = crop_to_content(image)
+    if cropped is None:
+        raise ImageDecodeError("blank image", str(source))
+    if max(cropped.size) < MIN_SIDE:
         raise ImageDecodeError(f"too small (under {MIN_SIDE} pixels)", str(source))
-    if max(image.size) > config.max_size:
-        image.thumbnail((config.max_size, config.max_size), Image.Resampling.LANCZOS)
-    elif _is_opaque_png(source):
+    if cropped.size == image.size and max(image.size) <= config.max_size and _is_opaque_png(source):
         _link_or_copy(source, target)
         return
-    save_png(image, target)
+    cropped.thumbnail((config.max_size, config.max_size), Image.Resampling.LANCZOS)
+    save_png(cropped, target)
+
+
+def crop_to_content(image: Image.Image) -> Image.Image | None:
+    """``image`` cut to what is not white, plus a small margin; None if it is all white.
+
+    Many PNGs of the package were exported with the whole drawing page, so the picture sits
+    small in a corner of a white A4 sheet; uncropped, it shrinks to a few pixels at 256.
+    """
+    ink = ImageOps.invert(image.convert("L")).point(lambda v: 255 if v > _INK_LEVEL else 0)
+    box = ink.getbbox()
+    if box is None:
+        return None
+    margin = max(box[2] - box[0], box[3] - box[1]) // 32
+    box = (max(box[0] - margin, 0), max(box[1] - margin, 0),
+           min(box[2] + margin, image.width), min(box[3] + margin, image.height))
+    return image if box == (0, 0, *image.size) else image.crop(box)
 
 
 def _is_opaque_png(path: Path) -> bool:

@@ -78,7 +78,7 @@ def humanize(name: str, creator: str = "") -> str:
     word around it stays ("simple_s_8" is the eight of spades: "simple s").
     """
     name = re.sub(r"\.(?:png|svg|jpe?g|gif|bmp|eps|ai)(?=[\s_-]|$)", "", name, flags=re.I)
-    name = re.sub(r"[\s_-]*v\d+(?:\.\d+)+$", "", name)  # a version: "beachball_v0.1"
+    name = re.sub(r"[\s_-]+v\d+(?:\.\d+)*$", "", name)  # a version: "beachball_v0.1", "icon_v16"
     name = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name)
     words = [w for w in re.split(r"[\s_]+|(?<!\d)-|-(?!\d)|(?<=[a-zA-Z])(?=\d)", name) if w]
     author = {_alnum(w) for w in creator.split()} - {""} | {"openclipart"}
