@@ -292,10 +292,11 @@ def test_file_names_become_words():
     assert humanize("bass_guitar_a.j._ashton_", "A.J. Ashton") == "bass guitar"
     assert humanize("simple_s_8", "Nicu Buculei") == "simple s"
     assert humanize("filmPhoto3") == "film photo" and humanize("beachball_v0.1") == "beachball"
+    assert humanize("plastik_icon_v16") == "plastik icon" and humanize("books-aj.svg_aj_ashton_01", "A.J. Ashton") == "books"
 
 
 @need_clipart
-def test_images_on_white_linked_or_downscaled(tmp_path):
+def test_images_on_white_cropped_linked_or_downscaled(tmp_path):
     config = ClipartConfig(max_size=64)
     transparent = DEFAULT_PNG_DIR / "animals/birds/acquila_architetto_franc_01.png"
     with Image.open(transparent) as im:
@@ -303,6 +304,12 @@ def test_images_on_white_linked_or_downscaled(tmp_path):
     write_image(transparent, tmp_path / "a.png", config)
     with Image.open(tmp_path / "a.png") as im:
         assert im.mode == "RGB" and max(im.size) == 64 and im.getpixel((0, 0)) == (255, 255, 255)
+    page = DEFAULT_PNG_DIR / "shapes/arrows/double_arrow_sign_01.png"  # a small sign on an A4 page
+    write_image(page, tmp_path / "page.png", ClipartConfig(max_size=128))
+    with Image.open(tmp_path / "page.png") as im:
+        ink = np.asarray(im.convert("L")) < 200
+        assert max(im.size) == 128 and im.width > 1.5 * im.height  # the sign, not the page
+        assert ink.any(axis=0).mean() > 0.9 and ink.any(axis=1).mean() > 0.9
     opaque = _small_opaque_png()
     write_image(opaque, tmp_path / "b.png", ClipartConfig(max_size=1024))
     assert (tmp_path / "b.png").read_bytes() == opaque.read_bytes()
