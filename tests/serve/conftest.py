@@ -6,12 +6,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import make_photo
 
 from clipforge.index.collection import Collection
 from clipforge.serve import ServeSettings, create_app
 from clipforge.serve.runner import BackgroundServer
-
-from conftest import make_photo
 
 CAPTIONS = ["a red car", "a blue bird", "a dog on the beach", "a cat at night", "a green apple"]
 

@@ -9,7 +9,7 @@ import pytest
 
 from clipforge.index.collection import Collection
 
-from .conftest import CAPTIONS, photo_bytes
+from .conftest import CAPTIONS
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,8 @@ def test_image_query_by_upload_and_by_base64_finds_the_same_file(client, library
     item_id, data = image_file(library, "img_03.jpg")
     uploaded = client.post("/search", files={"image": ("q.jpg", data, "image/jpeg")}, data={"k": "3"})
     encoded = client.post("/search", json={"image": base64.b64encode(data).decode(), "k": 3})
-    data_url = client.post("/search", json={"image": "data:image/jpeg;base64," + base64.b64encode(data).decode(), "k": 3})
+    as_data_url = "data:image/jpeg;base64," + base64.b64encode(data).decode()
+    data_url = client.post("/search", json={"image": as_data_url, "k": 3})
     assert uploaded.status_code == encoded.status_code == data_url.status_code == 200
     assert ids(uploaded) == ids(encoded) == ids(data_url)
     top = uploaded.json()["results"][0]
@@ -120,7 +121,8 @@ def test_filters_min_score_and_text_target(client):
 
 def test_embed_returns_the_models_vectors(client, library):
     _, data = image_file(library, "img_01.jpg")
-    response = client.post("/embed", json={"texts": ["a red car", "a cat"], "images": [base64.b64encode(data).decode()]})
+    encoded = base64.b64encode(data).decode()
+    response = client.post("/embed", json={"texts": ["a red car", "a cat"], "images": [encoded]})
     assert response.status_code == 200
     body = response.json()
     assert body["model"] == library.model_spec and body["dim"] == library.dim
@@ -148,7 +150,8 @@ def test_classify_json_and_multipart(client, library):
     custom = client.post("/classify", json={"image": base64.b64encode(data).decode(), "labels": labels,
                                             "templates": ["a photo of a {}."]})
     assert custom.status_code == 200
-    assert client.post("/classify", json={"image": base64.b64encode(data).decode(), "labels": ["a", "a"]}).status_code == 400
+    duplicate = client.post("/classify", json={"image": base64.b64encode(data).decode(), "labels": ["a", "a"]})
+    assert duplicate.status_code == 400
     assert client.post("/classify", json={"image": base64.b64encode(data).decode(), "labels": ["a"],
                                           "templates": ["no slot"]}).status_code == 400
 

@@ -101,7 +101,8 @@ def test_null_is_absent_and_defaults_apply(server):
 def test_bad_requests(server):
     post = functools.partial(httpx.post, server.url + "/knn-service")
     assert post(content="{nope").status_code == 422
-    assert post(content=json.dumps({"text": "x", "num_images": "ten"})).json()["detail"][0]["loc"] == ["body", "num_images"]
+    wrong_type = post(content=json.dumps({"text": "x", "num_images": "ten"}))
+    assert wrong_type.json()["detail"][0]["loc"] == ["body", "num_images"]
     assert post(content=json.dumps({"text": "x", "indice_name": "laion5B"})).status_code == 404
     assert post(content=json.dumps({"embedding_input": [0.1, 0.2]})).status_code == 400  # wrong dimension
     assert post(content=json.dumps({"embedding_input": [0.0] * 16})).status_code == 400

@@ -42,11 +42,12 @@ def no_traceback(response) -> None:
 ])
 def test_wrong_fields_get_422_naming_them(client, body, loc):
     response = client.post("/search", json=body)
-    assert loc in field_errors(response) or any(l[: len(loc)] == loc for l in field_errors(response))
+    assert any(found[: len(loc)] == loc for found in field_errors(response))
 
 
 def test_malformed_json_gets_422(client):
-    assert field_errors(client.post("/search", content=b'{"text": ', headers={"content-type": "application/json"}))[0][0] == "body"
+    truncated = client.post("/search", content=b'{"text": ', headers={"content-type": "application/json"})
+    assert field_errors(truncated)[0][0] == "body"
     assert field_errors(client.post("/search", content=b"[1, 2]", headers={"content-type": "application/json"}))
     assert field_errors(client.post("/embed", content=b"\xff\xfe garbage"))
     assert field_errors(client.post("/search", content=b"[" * 100_000))
@@ -88,8 +89,8 @@ def test_writes_need_the_token(collection_path, tmp_path):
         wrong = http.post("/collections/copy/texts", json={"texts": ["a yellow submarine"]},
                           headers={"Authorization": "Bearer guess"})
         assert wrong.status_code == 401
-        added = http.post("/collections/copy/texts", json={"texts": ["a yellow submarine"], "metadata": [{"new": True}]},
-                          headers={"Authorization": "Bearer s3cret"})
+        added = http.post("/collections/copy/texts", headers={"Authorization": "Bearer s3cret"},
+                          json={"texts": ["a yellow submarine"], "metadata": [{"new": True}]})
         assert added.status_code == 200 and added.json()["encoded"] == 1
         found = http.post("/search", json={"text": "x", "target": "text", "k": 50, "filters": {"new": True}}).json()
         assert [h["text"] for h in found["results"]] == ["a yellow submarine"]

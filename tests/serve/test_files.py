@@ -8,11 +8,11 @@ import shutil
 
 import httpx
 import pytest
+from conftest import make_photo
 
 from clipforge.index.collection import Collection
 
 from .conftest import start
-from conftest import make_photo
 
 SECRET = b"top secret, not an image of the collection"
 

@@ -47,7 +47,8 @@ searches = st.fixed_dictionaries(
     optional={
         "k": st.integers(1, 1000), "offset": st.integers(0, 10_000), "target": st.sampled_from(["image", "text"]),
         "min_score": st.floats(-1, 1), "text_weight": st.floats(0, 1), "item_id": st.integers(0, 30),
-        "filters": st.dictionaries(st.sampled_from(["n", "source", "width", "x"]), st.one_of(scalars, st.lists(scalars, max_size=3)), max_size=3),
+        "filters": st.dictionaries(st.sampled_from(["n", "source", "width", "x"]),
+                                   st.one_of(scalars, st.lists(scalars, max_size=3)), max_size=3),
     },
 )
 

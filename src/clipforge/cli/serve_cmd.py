@@ -31,14 +31,15 @@ def _is_loopback(host: str) -> bool:
 @click.option("--batch-wait-ms", type=click.FloatRange(0, 1000), default=2.0, show_default=True,
               help="How long a text query waits for others to share its model call.")
 @click.option("--write-token", envvar="CLIPFORGE_WRITE_TOKEN", default=None, metavar="TOKEN",
-              help="Allow adding texts, for requests bearing this token (also read from $CLIPFORGE_WRITE_TOKEN).")
+              help="Allow adding texts by requests bearing this token (or set $CLIPFORGE_WRITE_TOKEN).")
 @click.option("--allow-image-urls", is_flag=True,
-              help="Let /knn-service fetch image_url from the network (off: clients could make the server fetch any URL).")
+              help="Let /knn-service fetch image_url (off by default: clients could make the server fetch any URL).")
 @click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
               help="Browser origin allowed to call the API, e.g. a separately hosted clip-retrieval front end.")
 @click.option("--max-upload-mb", type=click.FloatRange(0.1, 1024), default=16.0, show_default=True,
               help="Largest uploaded image.")
-@click.option("--max-k", type=click.IntRange(1, 100_000), default=1000, show_default=True, help="Most results per request.")
+@click.option("--max-k", type=click.IntRange(1, 100_000), default=1000, show_default=True,
+              help="Most results per request.")
 @click.option("--request-timeout", type=click.FloatRange(0.1, 3600), default=30.0, show_default=True,
               help="Seconds a request may take before it is answered with 408.")
 def serve(collections, host, port, device, precision, no_batching, batch_size, batch_wait_ms, write_token,

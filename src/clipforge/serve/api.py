@@ -15,11 +15,19 @@ from ..search.classify import DEFAULT_TEMPLATES, classify
 from ..search.queries import load_query_image
 from .bodies import body_doc, parse_body
 from .schemas import (
-    AddTextsRequest, ClassifyRequest, ClassifyResponse, CollectionOut, EmbedRequest, EmbedResponse, HitOut,
-    PredictionOut, SearchRequest, SearchResponse,
+    AddTextsRequest,
+    ClassifyRequest,
+    ClassifyResponse,
+    CollectionOut,
+    EmbedRequest,
+    EmbedResponse,
+    HitOut,
+    PredictionOut,
+    SearchRequest,
+    SearchResponse,
 )
 from .search import Query, query_vector, search_page
-from .service import Served, Service
+from .service import Served, Service, ServiceDep
 from .settings import Limits
 
 
@@ -30,7 +38,8 @@ def hit_out(request: Request, served: Served, hit: Hit) -> HitOut:
             "thumbnail_url": request.url_for("item_thumbnail", collection=served.name, item_id=hit.id).path,
             "image_url": request.url_for("item_image", collection=served.name, item_id=hit.id).path,
         }
-    return HitOut(id=hit.id, score=hit.score, kind=hit.kind, path=hit.path, text=hit.text, metadata=hit.metadata, **urls)
+    return HitOut(id=hit.id, score=hit.score, kind=hit.kind, path=hit.path, text=hit.text,
+                  metadata=hit.metadata, **urls)
 
 
 def describe(served: Served) -> CollectionOut:
@@ -66,62 +75,63 @@ def check_write_token(service: Service, request: Request) -> None:
                             headers={"WWW-Authenticate": "Bearer"})
 
 
-def make_router(service: Service) -> APIRouter:
-    router = APIRouter()
-    limits = service.limits
+router = APIRouter()
 
-    @router.post("/search", response_model=SearchResponse, tags=["search"],
-                 openapi_extra=body_doc(SearchRequest, multipart=True))
-    async def search(request: Request) -> SearchResponse:
-        """Search by text, image (base64 in JSON, or a multipart upload), item ("more like this"), or image plus text."""
-        body = await parse_body(request, SearchRequest, limits, multipart=True)
-        served = service.get(body.collection)
-        needs_model = body.text is not None or body.image is not None
-        encoder = service.encoder(served) if needs_model else None
-        query = Query(body.text, body.image, body.item_id, body.text_weight)
-        vector = await service.run(query_vector, served, encoder, query, limits)
-        page = await service.run(search_page, served, vector, k=body.k, offset=body.offset, target=body.target,
-                                 min_score=body.min_score, filters=body.filters, exclude=body.item_id)
-        return SearchResponse(collection=served.name, target=body.target, k=body.k, offset=body.offset,
-                              has_more=page.has_more, results=[hit_out(request, served, h) for h in page.hits])
 
-    @router.post("/embed", response_model=EmbedResponse, tags=["models"], openapi_extra=body_doc(EmbedRequest))
-    async def embed(request: Request) -> EmbedResponse:
-        """Vectors for texts and/or base64 images, from a collection's model."""
-        body = await parse_body(request, EmbedRequest, limits)
-        served = service.get(body.collection)
-        encoder = service.encoder(served)
-        texts = await service.run(encoder.encode_texts, body.texts) if body.texts else None
-        images = await service.run(_embed_images, encoder, body.images, limits) if body.images else None
-        return EmbedResponse(
-            collection=served.name, model=served.collection.model_spec, dim=served.collection.dim,
-            text_vectors=None if texts is None else texts.tolist(),
-            image_vectors=None if images is None else images.tolist(),
-        )
+@router.post("/search", response_model=SearchResponse, tags=["search"],
+             openapi_extra=body_doc(SearchRequest, multipart=True))
+async def search(request: Request, service: ServiceDep) -> SearchResponse:
+    """Search by text, image (base64 in JSON, or a multipart upload), item ("more like this"), or image plus text."""
+    body = await parse_body(request, SearchRequest, service.limits, multipart=True)
+    served = service.get(body.collection)
+    needs_model = body.text is not None or body.image is not None
+    encoder = service.encoder(served) if needs_model else None
+    query = Query(body.text, body.image, body.item_id, body.text_weight)
+    vector = await service.run(query_vector, served, encoder, query, service.limits)
+    page = await service.run(search_page, served, vector, k=body.k, offset=body.offset, target=body.target,
+                             min_score=body.min_score, filters=body.filters, exclude=body.item_id)
+    return SearchResponse(collection=served.name, target=body.target, k=body.k, offset=body.offset,
+                          has_more=page.has_more, results=[hit_out(request, served, h) for h in page.hits])
 
-    @router.post("/classify", response_model=ClassifyResponse, tags=["models"],
-                 openapi_extra=body_doc(ClassifyRequest, multipart=True))
-    async def classify_image(request: Request) -> ClassifyResponse:
-        """Zero-shot probabilities of one image over the given labels."""
-        body = await parse_body(request, ClassifyRequest, limits, multipart=True)
-        served = service.get(body.collection)
-        predictions = await service.run(_classify, service.encoder(served), body, limits)
-        return ClassifyResponse(collection=served.name, model=served.collection.model_spec,
-                                predictions=[PredictionOut(**vars(p)) for p in predictions])
 
-    @router.get("/collections", response_model=list[CollectionOut], tags=["collections"])
-    async def collections() -> list[CollectionOut]:
-        """The served collections with their model, dimension and counts."""
-        return [await service.run(describe, served) for served in service.served.values()]
+@router.post("/embed", response_model=EmbedResponse, tags=["models"], openapi_extra=body_doc(EmbedRequest))
+async def embed(request: Request, service: ServiceDep) -> EmbedResponse:
+    """Vectors for texts and/or base64 images, from a collection's model."""
+    body = await parse_body(request, EmbedRequest, service.limits)
+    served = service.get(body.collection)
+    encoder = service.encoder(served)
+    texts = await service.run(encoder.encode_texts, body.texts) if body.texts else None
+    images = await service.run(_embed_images, encoder, body.images, service.limits) if body.images else None
+    return EmbedResponse(
+        collection=served.name, model=served.collection.model_spec, dim=served.collection.dim,
+        text_vectors=None if texts is None else texts.tolist(),
+        image_vectors=None if images is None else images.tolist(),
+    )
 
-    @router.post("/collections/{collection}/texts", tags=["collections"], openapi_extra=body_doc(AddTextsRequest))
-    async def add_texts(collection: str, request: Request) -> dict:
-        """Add texts to a collection. Disabled unless the server has a write token; then it requires it."""
-        check_write_token(service, request)
-        served = service.get(collection)
-        body = await parse_body(request, AddTextsRequest, limits)
-        service.encoder(served)  # the model must be in; the writer shares it
-        settings = service.settings
-        return await service.run(_add_texts, served, body, settings.device, settings.precision)
 
-    return router
+@router.post("/classify", response_model=ClassifyResponse, tags=["models"],
+             openapi_extra=body_doc(ClassifyRequest, multipart=True))
+async def classify_image(request: Request, service: ServiceDep) -> ClassifyResponse:
+    """Zero-shot probabilities of one image over the given labels."""
+    body = await parse_body(request, ClassifyRequest, service.limits, multipart=True)
+    served = service.get(body.collection)
+    predictions = await service.run(_classify, service.encoder(served), body, service.limits)
+    return ClassifyResponse(collection=served.name, model=served.collection.model_spec,
+                            predictions=[PredictionOut(**vars(p)) for p in predictions])
+
+
+@router.get("/collections", response_model=list[CollectionOut], tags=["collections"])
+async def collections(service: ServiceDep) -> list[CollectionOut]:
+    """The served collections with their model, dimension and counts."""
+    return [await service.run(describe, served) for served in service.served.values()]
+
+
+@router.post("/collections/{collection}/texts", tags=["collections"], openapi_extra=body_doc(AddTextsRequest))
+async def add_texts(collection: str, request: Request, service: ServiceDep) -> dict:
+    """Add texts to a collection. Disabled unless the server has a write token; then it requires it."""
+    check_write_token(service, request)
+    served = service.get(collection)
+    body = await parse_body(request, AddTextsRequest, service.limits)
+    service.encoder(served)  # the model must be in; the writer shares it
+    settings = service.settings
+    return await service.run(_add_texts, served, body, settings.device, settings.precision)

@@ -101,7 +101,7 @@ class TextBatcher:
             return
         if self._on_batch:
             self._on_batch(len(live))
-        for (_, future), vector in zip(live, vectors):
+        for (_, future), vector in zip(live, vectors, strict=True):
             future.set_result(vector)
 
 

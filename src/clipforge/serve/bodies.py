@@ -139,7 +139,8 @@ def form_schema(model: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
-def add_body_schemas(openapi: dict[str, Any], models: list[type[BaseModel]], form_models: list[type[BaseModel]]) -> None:
+def add_body_schemas(openapi: dict[str, Any], models: list[type[BaseModel]],
+                     form_models: list[type[BaseModel]]) -> None:
     schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
     for model in models:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")

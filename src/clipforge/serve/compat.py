@@ -25,7 +25,15 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ..errors import InputError
 from ..index.collection import Hit
@@ -33,7 +41,7 @@ from ..index.store import Item
 from .bodies import body_doc, json_body, validate
 from .schemas import ImageData, ItemId, limits_of
 from .search import Query, query_vector, search_page
-from .service import Served, Service
+from .service import Served, Service, ServiceDep
 
 _OWN_ITEM = re.compile(r"^/items/(?P<collection>[^/]+)/(?P<item>\d{1,19})/(image|thumbnail)$")
 
@@ -152,37 +160,37 @@ async def _knn_vector(request: Request, service: Service, served: Served, body: 
     return vector / norm
 
 
-def make_router(service: Service) -> APIRouter:
-    router = APIRouter(tags=["clip-retrieval compatibility"])
+router = APIRouter(tags=["clip-retrieval compatibility"])
 
-    @router.get("/indices-list", response_model=list[str])
-    async def indices_list() -> list[str]:
-        """The names of the served collections (clip-retrieval's indices)."""
-        return list(service.served)
 
-    @router.post("/knn-service", response_model=list[dict[str, Any]], openapi_extra=body_doc(KnnRequest))
-    async def knn_service(request: Request) -> list[dict[str, Any]]:
-        """clip-retrieval's nearest-neighbour query."""
-        body = validate(KnnRequest, await json_body(request), service.limits)
-        served = service.get(body.indice_name)
-        vector = await _knn_vector(request, service, served, body)
-        count = body.num_result_ids or body.num_images
-        page = await service.run(search_page, served, vector, k=count, target=body.modality)
-        results = []
-        for position, hit in enumerate(page.hits):
-            entry = item_metadata(request, served, hit) if position < body.num_images else {}
-            results.append({**entry, "id": hit.id, "similarity": hit.score})
-        return results
+@router.get("/indices-list", response_model=list[str])
+async def indices_list(service: ServiceDep) -> list[str]:
+    """The names of the served collections (clip-retrieval's indices)."""
+    return list(service.served)
 
-    @router.post("/metadata", response_model=list[dict[str, Any]], openapi_extra=body_doc(MetadataRequest))
-    async def metadata(request: Request) -> list[dict[str, Any]]:
-        """Metadata of items by id, for results that came without it."""
-        body = validate(MetadataRequest, await json_body(request), service.limits)
-        served = service.get(body.indice_name)
-        items = await service.run(_live_items, served, body.ids)
-        return [{"id": item.id, "metadata": item_metadata(request, served, item)} for item in items]
 
-    return router
+@router.post("/knn-service", response_model=list[dict[str, Any]], openapi_extra=body_doc(KnnRequest))
+async def knn_service(request: Request, service: ServiceDep) -> list[dict[str, Any]]:
+    """clip-retrieval's nearest-neighbour query."""
+    body = validate(KnnRequest, await json_body(request), service.limits)
+    served = service.get(body.indice_name)
+    vector = await _knn_vector(request, service, served, body)
+    count = body.num_result_ids or body.num_images
+    page = await service.run(search_page, served, vector, k=count, target=body.modality)
+    results = []
+    for position, hit in enumerate(page.hits):
+        entry = item_metadata(request, served, hit) if position < body.num_images else {}
+        results.append({**entry, "id": hit.id, "similarity": hit.score})
+    return results
+
+
+@router.post("/metadata", response_model=list[dict[str, Any]], openapi_extra=body_doc(MetadataRequest))
+async def metadata(request: Request, service: ServiceDep) -> list[dict[str, Any]]:
+    """Metadata of items by id, for results that came without it."""
+    body = validate(MetadataRequest, await json_body(request), service.limits)
+    served = service.get(body.indice_name)
+    items = await service.run(_live_items, served, body.ids)
+    return [{"id": item.id, "metadata": item_metadata(request, served, item)} for item in items]
 
 
 def _live_items(served: Served, ids: list[int]) -> list[Item]:

@@ -81,8 +81,9 @@ class BodyLimitMiddleware:
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            status, detail = (413, BodyTooLarge(self.max_bytes).detail) if length.isdigit() else (400, "bad Content-Length")
-            return await send_json(send, status, detail)
+            if not length.isdigit():
+                return await send_json(send, 400, "bad Content-Length")
+            return await send_json(send, 413, BodyTooLarge(self.max_bytes).detail)
         received = 0
 
         async def counting_receive():

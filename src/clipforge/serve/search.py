@@ -70,8 +70,11 @@ def search_page(served: Served, vector: np.ndarray, *, k: int, offset: int = 0, 
     # Filters and the excluded query item drop results after the index has ranked them, so
     # ask the index for more, and more again while a page is still short.
     fetch = wanted * 4 if filters else wanted + (exclude is not None)
+    def ranked(k: int) -> list[Hit]:
+        return served.read(lambda c: c.search_vectors(vector[None], k=k, target=target, min_score=min_score))[0]
+
     while True:
-        hits = served.read(lambda c: c.search_vectors(vector[None], k=fetch, target=target, min_score=min_score))[0]
+        hits = ranked(fetch)
         kept = [h for h in hits if h.id != exclude and (not filters or matches(h.metadata, filters))]
         if len(kept) >= wanted or len(hits) < fetch:  # enough, or the index has nothing more
             return Page(kept[offset : offset + k], len(kept) > offset + k)

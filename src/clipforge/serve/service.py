@@ -15,10 +15,10 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import numpy as np
-from fastapi import HTTPException
+from fastapi import Depends, HTTPException, Request
 
 from ..errors import ClipforgeError, InputError, NotFoundError
 from ..index.collection import KINDS, Collection
@@ -53,6 +53,13 @@ class Served:
         """``fn(collection)``, in turn with every other read of this collection."""
         with self.lock:
             return fn(self.collection)
+
+
+def _warm_indexes(collection: Collection) -> None:
+    """Build or load the indexes now rather than on the first query."""
+    zeros = np.zeros((1, collection.dim), np.float32)
+    for kind in KINDS:
+        collection.search_vectors(zeros, k=1, target=kind)
 
 
 class Service:
@@ -97,9 +104,7 @@ class Service:
                 if id(encoder) not in shared:
                     shared[id(encoder)] = ServingEncoder(encoder, self.settings.batching, self._on_batch)
                 served.encoder = shared[id(encoder)]
-                for kind in KINDS:  # builds or loads the index now rather than on the first query
-                    zeros = np.zeros((1, served.collection.dim), np.float32)
-                    served.read(lambda c: c.search_vectors(zeros, k=1, target=kind))
+                served.read(_warm_indexes)
             self._ready.set()
         except ClipforgeError as e:
             self.load_error = str(e)
@@ -139,3 +144,10 @@ class Service:
         """Run blocking work off the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]

@@ -1,0 +1,157 @@
+"""Text search under load, with query batching on and off, measured in one run.
+
+    python benchmarks/serve_load.py [--preset base] [--requests 240] [--concurrency 1 8 32]
+
+Builds a randomly initialised model of the preset ("base" has the shape of ViT-B/32; "small"
+and "tiny" are quicker), indexes a small collection of generated photos with it, then starts
+``clipforge serve`` twice as a separate process on loopback: with text query batching (the
+default) and with ``--no-batching`` (the baseline). Against each it sends a bounded number
+of ``POST /search`` text queries at each concurrency and prints QPS, p50 and p99 latency,
+and the batched/unbatched ratios.
+
+The client runs on the same machine as the server and takes some of the same cores; both
+modes pay that equally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+WORDS = "dog cat bird car apple beach night red blue green yellow small large photo picture".split()
+
+
+def make_collection(root: Path, preset: str, n_images: int) -> Path:
+    from clipforge.index.collection import Collection
+    from clipforge.models.presets import build_random_clip
+
+    model = build_random_clip(root / "model", preset)
+    rng = np.random.default_rng(0)
+    photos = root / "photos"
+    photos.mkdir()
+    for i in range(n_images):
+        pixels = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        Image.fromarray(pixels).resize((320, 240), Image.Resampling.BILINEAR).save(photos / f"p{i:04d}.jpg")
+    with Collection.create(root / "pics", model=f"hf:{model}") as collection:
+        collection.add_images([photos])
+    return root / "pics"
+
+
+def queries(n: int, seed: int) -> list[str]:
+    """Distinct short texts, so no two requests are the same query."""
+    rng = np.random.default_rng(seed)
+    return [f"a {' '.join(rng.choice(WORDS, size=3))} {i}" for i in range(n)]
+
+
+class Server:
+    """``clipforge serve`` in its own process, on a free loopback port."""
+
+    def __init__(self, collection: Path, extra: list[str]):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "clipforge", "serve", "-c", str(collection), "--port", str(self.port), *extra]
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def wait_ready(self, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("the server exited")
+            try:
+                if httpx.get(self.url + "/readyz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("the server did not become ready")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+
+@dataclass
+class Figures:
+    concurrency: int
+    requests: int
+    qps: float
+    p50_ms: float
+    p99_ms: float
+
+
+async def load(url: str, texts: list[str], concurrency: int) -> Figures:
+    latencies: list[float] = []
+    pending = iter(texts)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+        async def worker() -> None:
+            for text in pending:  # one shared iterator: each text is sent once
+                started = time.perf_counter()
+                response = await client.post("/search", json={"text": text, "k": 10})
+                latencies.append(time.perf_counter() - started)
+                if response.status_code != 200:
+                    raise RuntimeError(f"{response.status_code}: {response.text}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    ms = sorted(x * 1000 for x in latencies)
+    p99 = ms[min(len(ms) - 1, int(round(0.99 * (len(ms) - 1))))]
+    return Figures(concurrency, len(ms), len(ms) / wall, statistics.median(ms), p99)
+
+
+def measure(collection: Path, mode: str, extra: list[str], concurrencies: list[int], n: int) -> list[Figures]:
+    server = Server(collection, extra)
+    try:
+        server.wait_ready()
+        asyncio.run(load(server.url, queries(16, seed=99), 4))  # warm-up: first-call costs, connections
+        results = []
+        for c in concurrencies:
+            figures = asyncio.run(load(server.url, queries(n, seed=c), c))
+            print(f"{mode:>10} c={c:<3} {figures.requests:>5} req  {figures.qps:8.1f} QPS  "
+                  f"p50 {figures.p50_ms:8.1f} ms  p99 {figures.p99_ms:8.1f} ms", flush=True)
+            results.append(figures)
+        return results
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="base", choices=["tiny", "small", "base"])
+    parser.add_argument("--requests", type=int, default=240, help="requests per concurrency level")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--images", type=int, default=64, help="images in the collection")
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"building a random '{args.preset}' CLIP and a collection of {args.images} images ...", flush=True)
+        collection = make_collection(Path(tmp), args.preset, args.images)
+        print(f"cores: {os.cpu_count()}; server and client share them\n", flush=True)
+        batched = measure(collection, "batched", [], args.concurrency, args.requests)
+        baseline = measure(collection, "unbatched", ["--no-batching"], args.concurrency, args.requests)
+    print("\nbatched / unbatched (same run):")
+    for b, u in zip(batched, baseline, strict=True):
+        print(f"  c={b.concurrency:<3} QPS x{b.qps / u.qps:5.2f}   p50 x{b.p50_ms / u.p50_ms:5.2f}   "
+              f"p99 x{b.p99_ms / u.p99_ms:5.2f}")
+
+
+if __name__ == "__main__":
+    main()
