@@ -110,7 +110,10 @@ def test_red_apple(emoji_dir, emoji_rows):
     captions = {(row["lang"], row["kind"]): row["caption"] for row in apple}
     assert captions[("en", "name")] == "red apple"
     assert "fruit" in captions[("en", "keywords")] and captions[("en", "keywords")].startswith("red apple")
+    assert captions[("en", "keywords")] == "red apple — fruit"  # "apple" and "red" are in the name
     assert captions[("de", "name")] == "roter Apfel"
+    japan = {(row["lang"], row["kind"]): row["caption"] for row in emoji_rows if row["emoji"] == "\U0001F1EF\U0001F1F5"}
+    assert japan == {("en", "name"): "flag: Japan", ("de", "name"): "Flagge: Japan", ("ja", "name"): "旗: 日本"}
     pixels = np.asarray(Image.open(emoji_dir / apple[0]["image"]), dtype=np.float32).reshape(-1, 3)
     drawn = pixels[pixels.min(axis=1) < 200]  # not the white background
     assert len(drawn) > 0.3 * len(pixels)
@@ -271,7 +274,7 @@ def test_clipart_captions_over_the_whole_package(clipart_items):
     assert "bird" in acquila["tags"] and "rollandin" not in acquila["tags"].lower()
     assert dict(captions["computer/icons/flat-theme/action/history_clear.png"])["title"] == "history clear"
     car = dict(captions["transportation/old_car_lumen_design_st_r.png"])
-    assert car["title"] == "Old car" and car["tags"].startswith("Old car: ")
+    assert car["title"] == "Old car" and car["tags"].startswith("Old car — ") and "automobile" in car["tags"]
 
 
 @need_clipart

@@ -9,7 +9,7 @@ Each picture gets up to three captions (column ``kind``):
 - ``description``: the SVG description when it says more than the title, without URLs,
   e-mail addresses, credits or blurbs shared by a whole series; cut at 300 characters.
 - ``tags``: the title followed by the cleaned tags and the package's folder names
-  ("old car: automobile, voiture, transportation, vehicles"). Tags are joined to the title
+  ("Old car — automobile, voiture, transportation, vehicles"). Tags are joined to the title
   rather than kept as a bare list because bare lists repeat across hundreds of pictures
   ("stars, shapes, geometry"), which makes them useless for telling pictures apart in
   retrieval and false negatives for a contrastive loss; with the title in front the caption

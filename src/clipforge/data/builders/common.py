@@ -62,26 +62,24 @@ def normalize_text(text: str) -> str:
 
 
 def join_keywords(name: str, keywords: Sequence[str], limit: int = 12) -> str | None:
-    """``"name: k1, k2"`` without the keywords the name already says; None if none remain.
+    """``"name — k1, k2"`` without the keywords the name already says; None if none remain.
 
     A bare keyword list ("flag", "stars, shapes") is shared by hundreds of images, and two
     images with one caption are false negatives for a contrastive loss; the name in front
-    keeps the caption specific while the keywords add the words people search with.
+    keeps the caption specific while the keywords add the words people search with. The
+    dash, not a colon, because many names hold one already ("flag: Japan").
     """
-    name_words = set(normalize_text(name).casefold().split())
+    name = normalize_text(name)
+    name_words = set(re.findall(r"\w+", name.casefold()))
     kept: list[str] = []
-    seen: set[str] = set()
-    for keyword in keywords:
-        keyword = normalize_text(keyword)
-        folded = keyword.casefold()
-        if not folded or folded in seen or set(folded.split()) <= name_words:
-            continue
-        seen.add(folded)
-        kept.append(keyword)
+    for keyword in map(normalize_text, keywords):
+        words = set(re.findall(r"\w+", keyword.casefold()))
+        if words and not words <= name_words and keyword.casefold() not in map(str.casefold, kept):
+            kept.append(keyword)
     if not kept:
         return None
     joined = ", ".join(kept[:limit])
-    return f"{normalize_text(name)}: {joined}" if normalize_text(name) else joined
+    return f"{name} — {joined}" if name else joined
 
 
 @dataclass(frozen=True)

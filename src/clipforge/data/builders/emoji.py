@@ -2,8 +2,8 @@
 
 Each image gets, per language, a ``name`` caption (the CLDR short name, e.g. "red apple",
 "thumbs up: medium skin tone") and, where CLDR has keywords the name does not already say,
-a ``keywords`` caption ("red apple: apple, fruit, red"). English names missing from the
-installed CLDR (emoji newer than it) fall back to the name in ``emoji-test.txt``.
+a ``keywords`` caption ("red apple — fruit"). English names missing from the installed
+CLDR (emoji newer than it) fall back to the name in ``emoji-test.txt``.
 ``label`` is the Unicode emoji group ("Food & Drink"); ``subgroup`` is its subgroup.
 
 Only emoji the font really draws are kept: a sequence the font has no ligature for lays out
