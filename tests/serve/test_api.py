@@ -164,7 +164,9 @@ def test_openapi_documents_every_route(client):
     search_body = schema["paths"]["/search"]["post"]["requestBody"]["content"]
     assert set(search_body) == {"application/json", "multipart/form-data"}
     assert "SearchRequest" in schema["components"]["schemas"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text  # no CDN
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
 
 
 def test_metrics_count_requests_and_latency(client):

@@ -104,3 +104,10 @@ def test_texts_and_errors_are_shown(page):
     page.get_by_label("Search by image").set_input_files(
         files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"this is not a png"}])
     expect(page.get_by_role("alert")).to_contain_text("Search failed")
+
+
+def test_api_docs_render_offline(page):
+    page, url = page
+    page.goto(url + "/docs")
+    expect(page.get_by_text("/knn-service").first).to_be_visible()
+    expect(page.get_by_text("/search", exact=True).first).to_be_visible()

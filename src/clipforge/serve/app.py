@@ -21,6 +21,7 @@ from .. import __version__
 from ..errors import ClipforgeError, CollectionError, ModelLoadError, NotFoundError
 from . import api, compat, routes
 from .bodies import add_body_schemas
+from .docs import install_docs
 from .middleware import (
     BodyLimitMiddleware,
     DeadlineMiddleware,
@@ -83,13 +84,14 @@ def create_app(settings: ServeSettings) -> FastAPI:
         finally:
             service.close()
 
-    app = FastAPI(title="clipforge", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="clipforge", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Search, classify and embed with CLIP-style models over clipforge collections.")
     app.state.service, app.state.metrics = service, metrics
     _add_error_handlers(app)
     for module in (api, compat, routes):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=routes.STATIC), name="static")
+    install_docs(app)
     _install_openapi(app)
     # The last added is the outermost: metrics see every answer, the deadline covers the work.
     app.add_middleware(DeadlineMiddleware, seconds=settings.limits.request_seconds)
