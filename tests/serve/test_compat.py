@@ -140,3 +140,15 @@ def test_image_url_is_fetched_when_allowed(collection_path, image_host):
         assert results[0]["image_path"] == str(photo) and results[0]["similarity"] > 0.99
         missing = clip_query(server.url + "/knn-service", "pics", image_url=url + ".gone")
         assert missing.status_code == 400
+
+
+def test_cors_for_a_front_end_on_another_origin(collection_path, server):
+    front = "http://127.0.0.1:9999"
+    same_origin_only = httpx.get(server.url + "/indices-list", headers={"Origin": front})
+    assert "access-control-allow-origin" not in same_origin_only.headers
+    with start(collection_path, cors_origins=(front,)) as allowed:
+        listed = httpx.get(allowed.url + "/indices-list", headers={"Origin": front})
+        assert listed.headers["access-control-allow-origin"] == front
+        preflight = httpx.options(allowed.url + "/knn-service", headers={
+            "Origin": front, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})
+        assert preflight.status_code == 200 and "POST" in preflight.headers["access-control-allow-methods"]
