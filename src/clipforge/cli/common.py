@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..models.device import DEVICES, PRECISIONS
+from ..models.options import DEVICES, PRECISIONS
 from .output import err_console
 
 collection_option = click.option(
