@@ -32,6 +32,9 @@ class Preset:
 
 PRESETS = {
     "tiny": Preset(32, 8, 32, 2, 2, 32, 2, 2, 16, context_length=32),
+    # A 64-pixel ViT with 16-pixel patches (16 tokens): learns the synthetic shapes dataset
+    # in minutes on two CPU cores.
+    "mini": Preset(64, 16, 96, 3, 4, 96, 2, 4, 64, context_length=32),
     "small": Preset(64, 8, 256, 6, 4, 256, 6, 4, 256),
     # The shape of OpenAI's ViT-B/32, for honest throughput figures without a download.
     "base": Preset(224, 32, 768, 12, 12, 512, 12, 8, 512),
@@ -107,74 +110,123 @@ def _text_kwargs(p: Preset, vocab_size: int) -> dict:
     )
 
 
-def build_random_clip(out_dir: str | Path, preset: str = "tiny", seed: int = 0, words=DEFAULT_WORDS) -> Path:
-    """Save a randomly initialised CLIPModel with its tokenizer and image processor."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+def _image_processor(family: str, p: Preset):
+    from transformers import CLIPImageProcessor, SiglipImageProcessor
 
-    p = PRESETS[preset]
+    if family == "siglip":
+        return SiglipImageProcessor(size={"height": p.image_size, "width": p.image_size})
+    return CLIPImageProcessor(
+        size={"shortest_edge": p.image_size}, crop_size={"height": p.image_size, "width": p.image_size}
+    )
+
+
+def _save(parts: tuple, out_dir: str | Path) -> Path:
     out = Path(out_dir)
-    tokenizer = build_clip_tokenizer(out, words, p.context_length)
+    out.mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        part.save_pretrained(out)
+    return out
+
+
+def _in_tempdir(build):
+    # Tokenizers are built from vocabulary files, so even an in-memory model needs a scratch folder.
+    with tempfile.TemporaryDirectory() as tmp:
+        return build(Path(tmp))
+
+
+def make_clip(preset: str = "tiny", seed: int = 0, words=DEFAULT_WORDS):
+    """A randomly initialised CLIPModel with its tokenizer and image processor, in memory."""
+    from transformers import CLIPConfig, CLIPModel
+
+    p = get_preset(preset)
+    tokenizer = _in_tempdir(lambda tmp: build_clip_tokenizer(tmp, words, p.context_length))
     text = _text_kwargs(p, len(tokenizer))
     text.update(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     config = CLIPConfig(text_config=text, vision_config=_vision_kwargs(p), projection_dim=p.embed_dim)
     torch.manual_seed(seed)
-    CLIPModel(config).save_pretrained(out)
-    CLIPImageProcessor(
-        size={"shortest_edge": p.image_size}, crop_size={"height": p.image_size, "width": p.image_size}
-    ).save_pretrained(out)
-    return out
+    return CLIPModel(config), tokenizer, _image_processor("clip", p)
+
+
+def make_siglip(preset: str = "tiny", seed: int = 0, words=DEFAULT_WORDS):
+    """A randomly initialised SiglipModel with a tokenizer and its image processor, in memory."""
+    from transformers import SiglipConfig, SiglipModel
+
+    p = get_preset(preset)
+    tokenizer = _in_tempdir(lambda tmp: build_clip_tokenizer(tmp, words, p.context_length))
+    text = _text_kwargs(p, len(tokenizer))
+    text.update(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = SiglipConfig(
+        text_config=text,
+        # SigLIP has no image projection: both towers must end at the same width.
+        vision_config=_vision_kwargs(p) | {"hidden_size": p.text_width},
+    )
+    torch.manual_seed(seed)
+    return SiglipModel(config), tokenizer, _image_processor("siglip", p)
+
+
+def build_bert_tokenizer(words=DEFAULT_WORDS, context_length: int = 77):
+    from transformers import BertTokenizer
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+    def build(tmp: Path):
+        vocab_file = tmp / "vocab.txt"
+        vocab_file.write_text("\n".join(specials + sorted(set(words))) + "\n")
+        return BertTokenizer(str(vocab_file), model_max_length=context_length)
+
+    return _in_tempdir(build)
+
+
+def make_vision_tower(preset: str = "tiny"):
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    return CLIPVisionModel(CLIPVisionConfig(**_vision_kwargs(get_preset(preset))))
+
+
+def make_dual_encoder(
+    preset: str = "tiny", seed: int = 0, words=DEFAULT_WORDS, vision=None, text=None, tokenizer=None,
+    projection_dim: int | None = None,
+):
+    """A VisionTextDualEncoderModel, in memory. ``vision``/``text`` are pretrained towers to
+    assemble (LiT-style); a tower not given is a random one of the preset's size (CLIP vision,
+    BERT text). The projections and logit scale are always new."""
+    from transformers import BertConfig, BertModel, VisionTextDualEncoderConfig, VisionTextDualEncoderModel
+
+    p = get_preset(preset)
+    torch.manual_seed(seed)
+    if tokenizer is None:
+        tokenizer = build_bert_tokenizer(words, p.context_length)
+    vision = vision if vision is not None else make_vision_tower(preset)
+    text = text if text is not None else BertModel(BertConfig(**_text_kwargs(p, len(tokenizer))))
+    config = VisionTextDualEncoderConfig.from_vision_text_configs(
+        vision.config, text.config, projection_dim=projection_dim or p.embed_dim
+    )
+    model = VisionTextDualEncoderModel(config=config, vision_model=vision, text_model=text)
+    return model, tokenizer, _image_processor("dual", p)
+
+
+def build_random_clip(out_dir: str | Path, preset: str = "tiny", seed: int = 0, words=DEFAULT_WORDS) -> Path:
+    """Save a randomly initialised CLIPModel with its tokenizer and image processor."""
+    return _save(make_clip(preset, seed, words), out_dir)
 
 
 def build_random_siglip(out_dir: str | Path, preset: str = "tiny", seed: int = 0, words=DEFAULT_WORDS) -> Path:
     """Save a randomly initialised SiglipModel with a tokenizer and its image processor."""
-    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
-
-    p = PRESETS[preset]
-    out = Path(out_dir)
-    tokenizer = build_clip_tokenizer(out, words, p.context_length)
-    config = SiglipConfig(
-        text_config=_text_kwargs(p, len(tokenizer)),
-        vision_config=_vision_kwargs(p) | {"hidden_size": p.text_width},
-    )
-    torch.manual_seed(seed)
-    SiglipModel(config).save_pretrained(out)
-    SiglipImageProcessor(size={"height": p.image_size, "width": p.image_size}).save_pretrained(out)
-    return out
+    return _save(make_siglip(preset, seed, words), out_dir)
 
 
 def build_random_dual_encoder(out_dir: str | Path, preset: str = "tiny", seed: int = 0, words=DEFAULT_WORDS) -> Path:
     """Save a VisionTextDualEncoderModel: a CLIP vision tower and a BERT text tower."""
-    from transformers import (
-        BertConfig,
-        BertModel,
-        BertTokenizer,
-        CLIPImageProcessor,
-        CLIPVisionConfig,
-        CLIPVisionModel,
-        VisionTextDualEncoderModel,
-    )
+    return _save(make_dual_encoder(preset, seed, words), out_dir)
 
-    p = PRESETS[preset]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    with tempfile.TemporaryDirectory() as tmp:
-        vocab_file = Path(tmp) / "vocab.txt"
-        vocab_file.write_text("\n".join(specials + sorted(set(words))) + "\n")
-        tokenizer = BertTokenizer(str(vocab_file), model_max_length=p.context_length)
-    tokenizer.save_pretrained(out)
-    torch.manual_seed(seed)
-    vision = CLIPVisionModel(CLIPVisionConfig(**_vision_kwargs(p)))
-    text_kwargs = _text_kwargs(p, len(tokenizer))
-    text = BertModel(BertConfig(**text_kwargs))
-    model = VisionTextDualEncoderModel(vision_model=vision, text_model=text)
-    model.config.projection_dim = p.embed_dim
-    model = VisionTextDualEncoderModel(config=model.config, vision_model=vision, text_model=text)
-    model.save_pretrained(out)
-    CLIPImageProcessor(
-        size={"shortest_edge": p.image_size}, crop_size={"height": p.image_size, "width": p.image_size}
-    ).save_pretrained(out)
-    return out
+
+def get_preset(name: str) -> Preset:
+    from ..errors import InputError
+
+    if name not in PRESETS:
+        raise InputError(f"unknown model preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]
 
 
 BUILDERS = {"clip": build_random_clip, "siglip": build_random_siglip, "dual": build_random_dual_encoder}
+MAKERS = {"clip": make_clip, "siglip": make_siglip, "dual": make_dual_encoder}
