@@ -1,0 +1,187 @@
+"""The models training starts from: built from a preset, fine-tuned from a checkpoint, or
+assembled from pretrained towers, with towers optionally locked (LiT)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import InputError, ModelLoadError, NotFoundError
+from ..models import presets
+from ..models.hf import FAMILIES, _features, _load_parts
+from ..models.spec import parse_spec
+from .config import ModelConfig
+from .losses import CLIP_LOGIT_SCALE_INIT, SIGLIP_LOGIT_BIAS_INIT, SIGLIP_LOGIT_SCALE_INIT, normalize
+
+log = logging.getLogger(__name__)
+
+TOWERS = {"image": ("vision_model", "visual_projection"), "text": ("text_model", "text_projection")}
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+
+
+@dataclass
+class TrainModel:
+    model: nn.Module  # a transformers CLIPModel, SiglipModel or VisionTextDualEncoderModel
+    tokenizer: object
+    image_processor: object
+    family: str  # "clip", "siglip" or "dual"
+
+
+class ContrastiveModel(nn.Module):
+    """The forward pass training needs, in one call, so that DDP sees every parameter used."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor, **text_inputs: torch.Tensor):
+        image = _features(self.model.get_image_features(pixel_values=pixel_values))
+        text = _features(self.model.get_text_features(**text_inputs))
+        return normalize(image), normalize(text), self.model.logit_scale, getattr(self.model, "logit_bias", None)
+
+
+def build_model(config: ModelConfig, seed: int, words: Iterable[str]) -> TrainModel:
+    """The model a run starts from. ``words`` are given whole-word tokens in a tokenizer
+    built from scratch (the training captions' frequent words)."""
+    words = tuple(dict.fromkeys([*presets.DEFAULT_WORDS, *words]))
+    if config.init:
+        built = load_model_dir(config.init)
+    elif config.arch == "dual":
+        built = _assemble_dual(config, seed, words)
+    else:
+        maker = presets.make_clip if config.arch == "clip" else presets.make_siglip
+        model, tokenizer, processor = maker(config.preset, seed, words)
+        built = TrainModel(model, tokenizer, processor, config.arch)
+        _init_logit_params(model, config.arch)
+    lock_towers(built.model, config)
+    return built
+
+
+def load_model_dir(spec: str) -> TrainModel:
+    """A CLIP, SigLIP or dual-encoder checkpoint, as clipforge.models.load_encoder reads it."""
+    if not spec.startswith("hf:"):
+        spec = f"hf:{spec}"
+    family, model, tokenizer, processor = _load_parts(parse_spec(spec))
+    return TrainModel(model, tokenizer, processor, family)
+
+
+def _init_logit_params(model: nn.Module, arch: str) -> None:
+    # CLIP starts at temperature 0.07; SigLIP at t = 10, b = -10 so that the many negative
+    # pairs do not swamp the first steps.
+    with torch.no_grad():
+        if arch == "siglip":
+            model.logit_scale.fill_(SIGLIP_LOGIT_SCALE_INIT)
+            model.logit_bias.fill_(SIGLIP_LOGIT_BIAS_INIT)
+        else:
+            model.logit_scale.fill_(CLIP_LOGIT_SCALE_INIT)
+
+
+def resolve_tower(where: str) -> Path:
+    """``package:<distribution>`` (a pip package that carries a model) or a directory."""
+    if where.startswith("package:"):
+        return _package_model_dir(where[len("package:") :])
+    path = Path(where.removeprefix("hf:")).expanduser()
+    if not (path / "config.json").is_file():
+        raise NotFoundError(f"tower {where}: no model directory (config.json) there")
+    return path
+
+
+def _package_model_dir(name: str) -> Path:
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        raise NotFoundError(f"tower package:{name}: package {name} is not installed") from None
+    files = [Path(dist.locate_file(f)) for f in dist.files or [] if f.name == "config.json"]
+    dirs = [f.parent for f in files if any((f.parent / w).is_file() for w in WEIGHT_FILES)]
+    if not dirs:
+        raise NotFoundError(f"tower package:{name}: the package holds no model directory")
+    return min(dirs, key=lambda d: len(d.parts))  # the outermost, if it ships several
+
+
+def _load_tower(path: Path, kind: str) -> nn.Module:
+    from transformers import AutoConfig, AutoModel, CLIPTextModel, CLIPVisionModel, SiglipTextModel, SiglipVisionModel
+
+    # A full CLIP/SigLIP checkpoint offers either of its towers.
+    split = {
+        ("clip", "image"): CLIPVisionModel, ("clip", "text"): CLIPTextModel,
+        ("siglip", "image"): SiglipVisionModel, ("siglip", "text"): SiglipTextModel,
+    }
+    try:
+        model_type = AutoConfig.from_pretrained(path).model_type
+        return split.get((model_type, kind), AutoModel).from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"cannot load {kind} tower {path}: {str(e).splitlines()[0]}") from None
+
+
+def _assemble_dual(config: ModelConfig, seed: int, words: tuple[str, ...]) -> TrainModel:
+    from transformers import AutoImageProcessor, AutoTokenizer
+
+    vision = text = tokenizer = None
+    if config.text_tower:
+        path = resolve_tower(config.text_tower)
+        text, tokenizer = _load_tower(path, "text"), AutoTokenizer.from_pretrained(path)
+    if config.vision_tower:
+        vision = _load_tower(resolve_tower(config.vision_tower), "image")
+    model, tokenizer, processor = presets.make_dual_encoder(
+        config.preset, seed, words, vision=vision, text=text, tokenizer=tokenizer
+    )
+    if config.vision_tower:
+        try:
+            processor = AutoImageProcessor.from_pretrained(resolve_tower(config.vision_tower))
+        except (OSError, ValueError):
+            log.warning("%s has no image processor; using the %s preset's", config.vision_tower, config.preset)
+    _init_logit_params(model, "dual")
+    return TrainModel(model, tokenizer, processor, "dual")
+
+
+def _layer_list(tower: nn.Module) -> tuple[str, nn.ModuleList]:
+    lists = [(n, m) for n, m in tower.named_modules() if isinstance(m, nn.ModuleList) and n.endswith(("layers", "layer"))]
+    if not lists:
+        raise InputError(f"cannot find the layers of {type(tower).__name__} to lock all but the last ones")
+    return max(lists, key=lambda item: len(item[1]))
+
+
+def lock_tower(model: nn.Module, tower: str, unlocked_layers: int = 0) -> None:
+    """Freeze one tower (``"image"`` or ``"text"``), projection included.
+
+    With ``unlocked_layers`` = N > 0 the last N transformer layers and everything after them
+    (final norm, pooler or head, projection) stay trainable, as LiT's partial locking does.
+    """
+    body_name, projection_name = TOWERS[tower]
+    body, projection = getattr(model, body_name), getattr(model, projection_name, None)
+    for p in body.parameters():
+        p.requires_grad_(False)
+    if projection is not None:
+        projection.requires_grad_(unlocked_layers > 0)
+    if unlocked_layers <= 0:
+        return
+    name, layers = _layer_list(body)
+    first_open = max(0, len(layers) - unlocked_layers)
+    marker = f"{name}.{first_open}."
+    # Parameters are registered in forward order (embeddings, layers, final norm, head):
+    # everything from the first unlocked layer on is trainable.
+    opened = False
+    for pname, p in body.named_parameters():
+        opened = opened or pname.startswith(marker)
+        p.requires_grad_(opened)
+
+
+def lock_towers(model: nn.Module, config: ModelConfig) -> None:
+    if config.lock_image:
+        lock_tower(model, "image", config.lock_image_unlocked_layers)
+    if config.lock_text:
+        lock_tower(model, "text", config.lock_text_unlocked_layers)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if trainable == 0:
+        raise InputError("every parameter is locked: unlock a tower or some of its layers")
+    log.info("%d of %d parameters are trainable", trainable, sum(p.numel() for p in model.parameters()))
+
+
+def family_of(model: nn.Module) -> str:
+    return FAMILIES[model.config.model_type]
