@@ -316,6 +316,10 @@ def _loop(run: Run, train_pairs: PairSet) -> TrainResult:
     config = run.config
     end = run.total_steps if config.run_steps is None else min(run.total_steps, run.step + config.run_steps)
     log_ = RunLog(run.out, run.env.is_main, run.step, run.total_steps)
+    log_.write({
+        "kind": "data", "step": run.step, "train_images": len(train_pairs),
+        "train_captions": train_pairs.n_captions, "skipped_rows": dict(train_pairs.skipped),
+    })
     saved = None
     try:
         batches = iter(_loader(run, train_pairs, end))
