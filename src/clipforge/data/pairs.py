@@ -2,17 +2,13 @@
 
 The pair-dataset format
 -----------------------
-A dataset is a folder holding a table ``pairs.csv`` (UTF-8, with a header row):
+A dataset is a folder holding a table ``pairs.csv`` (UTF-8, with a header row) of columns:
 
-=========  ============================================================================
-column     meaning
-=========  ============================================================================
-image      the image file, relative to the folder, with forward slashes
-caption    one caption of that image
-split      ``train``, ``val`` or ``test``
-label      optional: the image's class name, for zero-shot classification
-lang       optional: the caption's language (default ``en``)
-=========  ============================================================================
+- ``image``: the image file, relative to the folder, with forward slashes;
+- ``caption``: one caption of that image;
+- ``split``: ``train``, ``val`` or ``test``;
+- ``label`` (optional): the image's class name, for zero-shot classification;
+- ``lang`` (optional): the caption's language (default ``en``).
 
 An image with several captions has several rows, one per caption. Next to the table an
 optional ``dataset.json`` holds ``name``, ``description``, ``source`` and ``counts``.
@@ -111,14 +107,6 @@ class PairSet:
     @property
     def n_captions(self) -> int:
         return sum(len(p.captions) for p in self.pairs)
-
-    def words(self) -> Counter:
-        """How often each lower-cased word occurs in the captions."""
-        counts: Counter = Counter()
-        for pair in self.pairs:
-            for caption in pair.captions:
-                counts.update(re.findall(r"[a-z0-9']+", caption.lower()))
-        return counts
 
 
 def load_pairs(
@@ -328,21 +316,26 @@ def _group_key(name: str) -> tuple[str, str]:
     return os.path.join(folder, stem), ext.lower()
 
 
+def _index_members(tar: tarfile.TarFile, source: str, in_memory: bool) -> dict[str, dict]:
+    samples: dict[str, dict] = {}
+    for member in tar:
+        if member.isfile():
+            key, ext = _group_key(member.name)
+            data = tar.extractfile(member).read() if in_memory else None
+            samples.setdefault(key, {})[ext] = (member.name, member.offset_data, member.size, data)
+    if not samples:
+        raise InputError(f"empty shard: {source} holds no files")
+    return samples
+
+
 def _index_local_shard(path: str) -> dict[str, dict]:
     if os.path.getsize(path) == 0:
         raise InputError(f"empty shard: {path}")
-    samples: dict[str, dict] = {}
     try:
         with tarfile.open(path) as tar:
-            for member in tar:
-                if member.isfile():
-                    key, ext = _group_key(member.name)
-                    samples.setdefault(key, {})[ext] = (member.name, member.offset_data, member.size, None)
+            return _index_members(tar, path, in_memory=False)
     except tarfile.TarError as e:
         raise InputError(f"{path}: not a readable tar shard ({e})") from None
-    if not samples:
-        raise InputError(f"empty shard: {path} holds no files")
-    return samples
 
 
 def _index_pipe_shard(spec: str) -> dict[str, dict]:
@@ -353,19 +346,11 @@ def _index_pipe_shard(spec: str) -> dict[str, dict]:
         raise InputError(f"{spec}: command failed ({message[-1] if message else f'exit {proc.returncode}'})")
     if not proc.stdout:
         raise InputError(f"empty shard: {spec} wrote nothing")
-    samples: dict[str, dict] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(proc.stdout), mode="r|*") as tar:
-            for member in tar:
-                if member.isfile():
-                    key, ext = _group_key(member.name)
-                    data = tar.extractfile(member).read()
-                    samples.setdefault(key, {})[ext] = (member.name, 0, len(data), data)
+            return _index_members(tar, spec, in_memory=True)
     except tarfile.TarError as e:
         raise InputError(f"{spec}: not a readable tar stream ({e})") from None
-    if not samples:
-        raise InputError(f"empty shard: {spec} holds no files")
-    return samples
 
 
 def _shard_pair(shard: str, key: str, entries: dict) -> Pair | str:
