@@ -10,6 +10,7 @@ caption choice and augmentation are seeded by (seed, epoch, index) for the same 
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -148,8 +149,12 @@ def make_loader(dataset: PairDataset, sampler: EpochBatchSampler, collate: Colla
 
 
 def caption_words(pairs: PairSet, limit: int = VOCAB_WORDS) -> list[str]:
-    """The training captions' most frequent words, in a stable order."""
-    return [word for word, _ in sorted(pairs.words().items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+    """The training captions' most frequent lower-cased words, in a stable order."""
+    counts: Counter = Counter()
+    for pair in pairs.pairs:
+        for caption in pair.captions:
+            counts.update(re.findall(r"[a-z0-9']+", caption.lower()))
+    return [word for word, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
 
 
 class BadSamples:
