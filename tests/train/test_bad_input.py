@@ -17,7 +17,7 @@ from clipforge.errors import InputError, NotFoundError
 from clipforge.train import train
 from clipforge.train.checkpoint import STATE_FILE
 from clipforge.train.logs import read_log
-from conftest import tiny_config
+from train_helpers import shapes_small, tiny_config  # noqa: F401 (a fixture)
 
 
 def _nothing_written(out: Path) -> bool:

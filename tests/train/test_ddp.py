@@ -12,7 +12,7 @@ import numpy as np
 
 from clipforge.train import train
 from clipforge.train.logs import LOG_FILE, read_log
-from conftest import tiny_config
+from train_helpers import shapes_small, tiny_config  # noqa: F401 (a fixture)
 
 
 def test_torchrun_two_processes_match_one_process_with_twice_the_batch(shapes_small, tmp_path, clipforge_home):

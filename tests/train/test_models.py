@@ -26,7 +26,7 @@ def test_from_scratch_clip_and_siglip_start_at_their_temperatures():
     assert "hexagon</w>" in clip.tokenizer.get_vocab()  # caption words get tokens of their own
     siglip = build_model(ModelConfig(arch="siglip", preset="tiny"), seed=0, words=[])
     assert math.isclose(_value(siglip.model.logit_scale.exp()), 10.0, rel_tol=1e-6)
-    assert float(siglip.model.logit_bias) == -10.0
+    assert _value(siglip.model.logit_bias) == -10.0
 
 
 def test_fine_tuning_starts_from_the_checkpoint(tiny_clip_dir):

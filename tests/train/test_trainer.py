@@ -13,7 +13,7 @@ from clipforge.models import load_encoder
 from clipforge.train import train
 from clipforge.train.checkpoint import STATE_FILE
 from clipforge.train.logs import read_log
-from conftest import tiny_config
+from train_helpers import shapes_small, tiny_config  # noqa: F401 (a fixture)
 
 
 def _losses(out) -> list[float]:

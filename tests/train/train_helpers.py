@@ -1,4 +1,8 @@
-"""Shared pieces for training tests: a small shapes dataset and tiny run configs."""
+"""Shared pieces for training tests: a small shapes dataset and tiny run configs.
+
+Not a conftest.py: the suite's tests import helpers with ``from conftest import ...``,
+which a second conftest module would shadow.
+"""
 
 from __future__ import annotations
 
