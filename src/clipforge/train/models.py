@@ -14,7 +14,7 @@ from torch import nn
 
 from ..errors import InputError, ModelLoadError, NotFoundError
 from ..models import presets
-from ..models.hf import FAMILIES, _features, _load_parts
+from ..models.hf import _features, _load_parts
 from ..models.spec import parse_spec
 from .config import ModelConfig
 from .losses import CLIP_LOGIT_SCALE_INIT, SIGLIP_LOGIT_BIAS_INIT, SIGLIP_LOGIT_SCALE_INIT, normalize
@@ -183,5 +183,13 @@ def lock_towers(model: nn.Module, config: ModelConfig) -> None:
     log.info("%d of %d parameters are trainable", trainable, sum(p.numel() for p in model.parameters()))
 
 
-def family_of(model: nn.Module) -> str:
-    return FAMILIES[model.config.model_type]
+def enable_checkpointing(model: nn.Module) -> None:
+    """Recompute activations in the backward pass instead of keeping them."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise InputError(f"{type(model).__name__} does not support gradient checkpointing")
+    # Non-reentrant checkpointing works with DDP and with frozen inputs (locked towers).
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # the newer transformers name
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)

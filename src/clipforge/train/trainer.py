@@ -35,7 +35,7 @@ from .data import BadSamples, Collate, EpochBatchSampler, PairDataset, caption_w
 from .distributed import DistEnv
 from .logs import RunLog
 from .losses import MAX_LOGIT_SCALE, clip_loss, siglip_loss
-from .models import ContrastiveModel, TrainModel, build_model, load_model_dir, lock_towers
+from .models import ContrastiveModel, TrainModel, build_model, enable_checkpointing, load_model_dir, lock_towers
 from .optim import build_optimizer, build_scheduler
 from .validate import ValData, encoder_for, load_val_data, recall_at_k
 
@@ -155,14 +155,7 @@ def _loss(config: TrainConfig, parts: TrainModel) -> Callable:
 
 def _wrap(config: TrainConfig, env: DistEnv, parts: TrainModel) -> torch.nn.Module:
     if config.grad_checkpointing:
-        if not getattr(parts.model, "supports_gradient_checkpointing", False):
-            raise InputError(f"{type(parts.model).__name__} does not support gradient checkpointing")
-        # Non-reentrant checkpointing works with DDP and with frozen inputs (locked towers).
-        kwargs = {"use_reentrant": False}
-        if hasattr(parts.model, "activation_checkpointing_enable"):  # transformers >= 5.x name
-            parts.model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-        else:
-            parts.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        enable_checkpointing(parts.model)
     net = ContrastiveModel(parts.model).to(env.device)
     if not env.distributed:
         return net
