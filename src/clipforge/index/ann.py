@@ -9,6 +9,7 @@ product (``IndexFlatIP``): on L2-normalised vectors that is cosine similarity.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import faiss
@@ -54,9 +55,15 @@ class IndexCache:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             path = self._path(kind, generation)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            faiss.write_index(index, str(tmp))
-            os.replace(tmp, path)
+            # A unique temporary name: two threads or processes may save the same index at once.
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{kind}-", suffix=".tmp")
+            os.close(fd)
+            try:
+                faiss.write_index(index, tmp)
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
             for old in self.directory.glob(f"{kind}-g*.faiss"):
                 if old != path:
                     old.unlink(missing_ok=True)
