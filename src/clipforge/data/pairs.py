@@ -25,7 +25,7 @@ Other sources, read for training
   (the member name up to the first dot of its file name); a group holds an image
   (``jpg``/``jpeg``/``png``/``webp``) and a ``txt`` (one caption per line) or ``json``
   caption entry. Local shards are indexed once and read by offset; a ``pipe:`` shard is read
-  into memory when it is loaded.
+  into memory when it is loaded (see ``shards``).
 
 Rows without an image or with an empty caption are skipped and counted by reason in
 ``PairSet.skipped``. A source that does not exist, a table without the named columns and an
@@ -35,13 +35,9 @@ empty shard are errors.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import os
-import re
-import subprocess
-import tarfile
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
@@ -49,6 +45,8 @@ from pathlib import Path
 
 from ..errors import ImageDecodeError, InputError, NotFoundError
 from .images import is_image_path, read_bytes
+from .shards import expand_braces  # noqa: F401  (part of this module's interface)
+from .shards import Member, expand_shards, iter_members, read_member
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +71,17 @@ class ImageLocation:
     def name(self) -> str:
         return self.path if self.member is None else f"{self.path}:{self.member}"
 
+    @property
+    def is_file(self) -> bool:
+        """A file on disk, which a collection can have indexed by its path."""
+        return self.member is None and not self.path.startswith(("http://", "https://"))
+
     def read(self) -> bytes:
         """The encoded image. Raises ImageDecodeError with a short reason."""
         if self.data is not None:
             return self.data
         if self.member is not None:
-            return _read_member(self)
+            return read_member(self.path, self.offset, self.size, self.member)
         if self.path.startswith(("http://", "https://")):
             return _fetch(self.path)
         return read_bytes(self.path)
@@ -270,39 +273,15 @@ def _json_captions(data: bytes) -> list[str]:
 
 # --- WebDataset shards -------------------------------------------------------------------
 
-_BRACE = re.compile(r"\{([^{}]*)\}")
-
-
-def expand_braces(pattern: str) -> list[str]:
-    """``a-{000..002}.tar`` -> ``a-000.tar a-001.tar a-002.tar``; ``{x,y}`` lists alternatives."""
-    match = _BRACE.search(pattern)
-    if not match:
-        return [pattern]
-    body, head, tail = match.group(1), pattern[: match.start()], pattern[match.end() :]
-    ranged = re.fullmatch(r"(\d+)\.\.(\d+)", body)
-    if ranged:
-        lo, hi = ranged.groups()
-        width = len(lo) if lo.startswith("0") else 0
-        options = [str(i).zfill(width) for i in range(int(lo), int(hi) + 1)]
-    else:
-        options = body.split(",")
-    return [expanded for option in options for expanded in expand_braces(head + option + tail)]
-
-
-def expand_shards(spec: str) -> list[str]:
-    shards = expand_braces(spec)
-    for shard in shards:
-        if not shard.startswith("pipe:") and not os.path.isfile(shard):
-            raise NotFoundError(f"shard {shard} does not exist")
-    return shards
-
 
 def _read_shards(shards: list[str], source: str) -> PairSet:
     pairs, skipped = [], Counter()
     for shard in shards:
-        samples = _index_pipe_shard(shard) if shard.startswith("pipe:") else _index_local_shard(shard)
-        for key, entries in samples.items():
-            pair = _shard_pair(shard, key, entries)
+        samples: dict[str, dict[str, Member]] = {}
+        for member in iter_members(shard, keep=("txt", "json")):
+            samples.setdefault(member.key, {})[member.ext] = member
+        for entries in samples.values():
+            pair = _shard_pair(entries)
             if isinstance(pair, str):
                 skipped[pair] += 1
             else:
@@ -310,83 +289,23 @@ def _read_shards(shards: list[str], source: str) -> PairSet:
     return PairSet(pairs, source, False, skipped)
 
 
-def _group_key(name: str) -> tuple[str, str]:
-    folder, base = os.path.split(name)
-    stem, _, ext = base.partition(".")
-    return os.path.join(folder, stem), ext.lower()
-
-
-def _index_members(tar: tarfile.TarFile, source: str, in_memory: bool) -> dict[str, dict]:
-    samples: dict[str, dict] = {}
-    for member in tar:
-        if member.isfile():
-            key, ext = _group_key(member.name)
-            data = tar.extractfile(member).read() if in_memory else None
-            samples.setdefault(key, {})[ext] = (member.name, member.offset_data, member.size, data)
-    if not samples:
-        raise InputError(f"empty shard: {source} holds no files")
-    return samples
-
-
-def _index_local_shard(path: str) -> dict[str, dict]:
-    if os.path.getsize(path) == 0:
-        raise InputError(f"empty shard: {path}")
-    try:
-        with tarfile.open(path) as tar:
-            return _index_members(tar, path, in_memory=False)
-    except tarfile.TarError as e:
-        raise InputError(f"{path}: not a readable tar shard ({e})") from None
-
-
-def _index_pipe_shard(spec: str) -> dict[str, dict]:
-    # A pipe cannot be seeked, so its members are kept in memory for the run.
-    proc = subprocess.run(spec[len("pipe:") :], shell=True, capture_output=True)
-    if proc.returncode != 0:
-        message = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise InputError(f"{spec}: command failed ({message[-1] if message else f'exit {proc.returncode}'})")
-    if not proc.stdout:
-        raise InputError(f"empty shard: {spec} wrote nothing")
-    try:
-        with tarfile.open(fileobj=io.BytesIO(proc.stdout), mode="r|*") as tar:
-            return _index_members(tar, spec, in_memory=True)
-    except tarfile.TarError as e:
-        raise InputError(f"{spec}: not a readable tar stream ({e})") from None
-
-
-def _shard_pair(shard: str, key: str, entries: dict) -> Pair | str:
+def _shard_pair(entries: dict[str, Member]) -> Pair | str:
     """The Pair a sample's entries make, or the reason it is skipped."""
     image_ext = next((e for e in entries if e in SHARD_IMAGE_EXTENSIONS), None)
     if image_ext is None:
         return "no image"
     captions: list[str] = []
     if "txt" in entries:
-        captions = _caption_lines(_entry_bytes(shard, entries["txt"]).decode("utf-8", errors="replace"))
+        captions = _caption_lines(entries["txt"].read().decode("utf-8", errors="replace"))
     elif "json" in entries:
         try:
-            captions = _json_captions(_entry_bytes(shard, entries["json"]))
+            captions = _json_captions(entries["json"].read())
         except ValueError:
             return "bad caption json"
     if not captions:
         return "empty caption"
-    name, offset, size, data = entries[image_ext]
-    return Pair(ImageLocation(shard, name, offset, size, data), tuple(captions))
-
-
-def _entry_bytes(shard: str, entry: tuple) -> bytes:
-    name, offset, size, data = entry
-    return data if data is not None else _read_member(ImageLocation(shard, name, offset, size))
-
-
-def _read_member(location: ImageLocation) -> bytes:
-    try:
-        with open(location.path, "rb") as f:
-            f.seek(location.offset)
-            data = f.read(location.size)
-    except OSError as e:
-        raise ImageDecodeError(f"cannot read shard ({e.strerror or e})", location.name) from None
-    if len(data) != location.size:
-        raise ImageDecodeError("shard is truncated", location.name)
-    return data
+    image = entries[image_ext]
+    return Pair(ImageLocation(image.shard, image.name, image.offset, image.size, image.data), tuple(captions))
 
 
 def _fetch(url: str) -> bytes:

@@ -7,42 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.images import read_bytes
-from ..errors import ImageDecodeError
+from ..data.pairs import ImageLocation
 
 
-@dataclass(frozen=True)
-class ImageRef:
-    """One image: a file on disk, or a byte range of a tar shard (``member`` set).
-
-    Tar members are read by offset, so a shard is indexed once and never held in memory.
-    """
-
-    path: str
-    member: str | None = None
-    offset: int = 0
-    size: int = 0
-
-    @property
-    def name(self) -> str:
-        return self.path if self.member is None else f"{self.path}:{self.member}"
-
-    @property
-    def is_file(self) -> bool:
-        return self.member is None
-
-    def read(self) -> bytes:
-        if self.member is None:
-            return read_bytes(self.path)
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read(self.size)
-        except OSError as e:
-            raise ImageDecodeError(f"cannot read shard ({e.strerror or e})", self.name) from None
-        if len(data) != self.size:
-            raise ImageDecodeError("shard is truncated", self.name)
-        return data
+# One image: a file, or a byte range of a tar shard read by offset, so that a shard is indexed
+# once and never held in memory. Evaluation and training locate images the same way.
+ImageRef = ImageLocation
 
 
 @dataclass

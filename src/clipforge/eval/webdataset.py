@@ -11,19 +11,20 @@ root/
 A sample is the run of tar members that share a key (the member name up to the first dot of
 its base name, as webdataset groups them): an image (webp, png, jpg or jpeg) and either
 ``txt`` (its captions, one per line) or ``cls`` (an integer label). ``root`` may also hold
-the shards directly (no splits), or be a single ``.tar``. Images are located by offset and
-read only when encoded.
+the shards directly (no splits), or be a single ``.tar``. Shards are read through
+``data.shards``, as training reads them: images are located by offset and read only when
+encoded.
 """
 
 from __future__ import annotations
 
 import re
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data.images import IMAGE_EXTENSIONS
+from ..data.shards import iter_members
 from ..errors import InputError, NotFoundError
 from .dataset import CaptionedImage, ImageRef
 
@@ -32,7 +33,6 @@ IMAGE_EXTS = ("webp", "png", "jpg", "jpeg") + tuple(
     sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS if e.lstrip(".") not in ("webp", "png", "jpg", "jpeg"))
 )
 _TEXT_FIELDS = ("txt", "cls")
-_KEY = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")
 DEFAULT_SPLIT = "test"
 
 
@@ -103,27 +103,19 @@ def find_shards(root: Path, split: str | None) -> tuple[list[Path], str | None]:
 
 
 def iter_samples(shard: Path) -> Iterator[Sample]:
-    try:
-        tar = tarfile.open(shard, "r:")  # offsets are only meaningful in an uncompressed tar
-    except (OSError, tarfile.TarError) as e:
-        raise InputError(f"cannot read shard {shard}: {e}") from None
-    with tar:
-        current: Sample | None = None
-        for info in tar:
-            match = _KEY.match(info.name) if info.isfile() else None
-            if match is None:
-                continue
-            key, ext = match.group(1), match.group(2).lower()
-            if current is None or current.key != key:
-                if current is not None:
-                    yield current
-                current = Sample(key, shard)
-            if ext in _TEXT_FIELDS:
-                current.fields[ext] = tar.extractfile(info).read()
-            elif ext in IMAGE_EXTS:
-                current.images[ext] = ImageRef(str(shard), info.name, info.offset_data, info.size)
-        if current is not None:
-            yield current
+    """Runs of members that share a key, in tar order, as webdataset reads a shard."""
+    current: Sample | None = None
+    for member in iter_members(str(shard), keep=_TEXT_FIELDS):
+        if current is None or current.key != member.key:
+            if current is not None:
+                yield current
+            current = Sample(member.key, shard)
+        if member.ext in _TEXT_FIELDS:
+            current.fields[member.ext] = member.read()
+        elif member.ext in IMAGE_EXTS:
+            current.images[member.ext] = ImageRef(str(shard), member.name, member.offset, member.size)
+    if current is not None:
+        yield current
 
 
 def read_meta_lines(path: Path) -> list[str] | None:
