@@ -158,17 +158,22 @@ def _read_path(path: Path, image_column: str, caption_column: str, lang: str | N
 # --- tables -------------------------------------------------------------------------------
 
 
+def read_parquet(path: Path) -> tuple[list[str], list[dict]]:
+    """(column names, rows) of a Parquet file; pyarrow is needed only here, so it is optional."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError("reading Parquet needs pyarrow: pip install pyarrow") from None
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises its own error types for damaged files
+        raise InputError(f"{path}: cannot read Parquet ({str(e).splitlines()[0]})") from None
+    return list(table.column_names), table.to_pylist()
+
+
 def _table_rows(path: Path) -> tuple[list[str], list[dict]]:
     if path.suffix.lower() in (".parquet", ".pq"):
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise InputError("reading Parquet needs pyarrow: pip install pyarrow") from None
-        try:
-            table = pq.read_table(path)
-        except Exception as e:  # pyarrow raises its own error types for damaged files
-            raise InputError(f"{path}: cannot read Parquet ({str(e).splitlines()[0]})") from None
-        return list(table.column_names), table.to_pylist()
+        return read_parquet(path)
     delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -231,7 +236,8 @@ def _resolve(root: Path, image: str) -> str:
 # --- folders with sidecar captions -------------------------------------------------------
 
 
-def _sidecar_captions(image: Path) -> list[str]:
+def sidecar_captions(image: Path) -> list[str]:
+    """The captions of ``image``'s ``.txt`` or ``.json`` sidecar; none where it has neither."""
     txt, js = image.with_suffix(".txt"), image.with_suffix(".json")
     if txt.is_file():
         return _caption_lines(txt.read_text(encoding="utf-8", errors="replace"))
@@ -246,7 +252,7 @@ def _sidecar_captions(image: Path) -> list[str]:
 def read_sidecar_folder(root: Path) -> PairSet:
     pairs, skipped = [], Counter()
     for path in sorted(p for p in root.rglob("*") if p.is_file() and is_image_path(p)):
-        captions = _sidecar_captions(path)
+        captions = sidecar_captions(path)
         if captions:
             pairs.append(Pair(ImageLocation(str(path)), tuple(captions)))
         else:

@@ -11,7 +11,8 @@ Supported:
   caption column (Flickr8k ``captions.txt``, clipforge ``pairs.csv``), Flickr30k
   ``results.csv`` (``image_name| comment_number| comment``), and ``Flickr8k.token.txt``
   (``image.jpg#0<TAB>caption``); Parquet with the same columns (needs pyarrow);
-- a folder of images with sidecar ``.txt`` files, one caption per line.
+- a folder of images with sidecar captions (``.txt``, one caption per line, or ``.json``), as
+  ``data.pairs`` reads them for training.
 
 Relative image paths are resolved against the images root; where a path has folders
 (``val2014/x.jpg``) the bare file name under the root is tried next, so the root may be
@@ -27,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..data.images import is_image_path
+from ..data.pairs import read_parquet, sidecar_captions
 from ..errors import InputError, NotFoundError
 from .dataset import CaptionedImage
 
@@ -209,15 +211,8 @@ def _token_rows(lines: list[str], name: str) -> Iterator[Row]:
 
 
 def read_parquet_table(path: Path, root: Path, name: str) -> tuple[str, list[CaptionedImage]]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise InputError(f"reading {name} needs pyarrow (pip install pyarrow), or use a .csv table") from None
-    try:
-        rows = pq.read_table(path).to_pylist()
-    except Exception as e:  # pyarrow raises several unrelated types for a bad file
-        raise InputError(f"cannot read {name}: {e}") from None
-    image, caption, split = _columns(list(rows[0]) if rows else [], name)
+    header, rows = read_parquet(path)
+    image, caption, split = _columns(header, name)
     table = (
         (f"row {i}", str(r[image] or "").strip(), "" if r[caption] is None else str(r[caption]), _split_value(r, split))
         for i, r in enumerate(rows)
@@ -246,13 +241,10 @@ def _group_rows(rows: Iterable[Row], root: Path, name: str) -> list[CaptionedIma
 
 
 def read_sidecar_folder(root: Path) -> list[CaptionedImage]:
-    """Every image under ``root`` with the captions of its ``.txt`` sidecar, one per line."""
+    """Every image under ``root`` with the captions of its sidecar, read as training reads them."""
     out = []
     for path in sorted(p for p in root.rglob("*") if p.is_file() and is_image_path(p)):
-        sidecar = path.with_suffix(".txt")
-        captions: list[str] = []
-        if sidecar.is_file():
-            captions = [ln for ln in sidecar.read_text(encoding="utf-8").splitlines() if ln.strip()]
         rel = str(path.relative_to(root))
-        out.append(CaptionedImage(f"sidecar {sidecar.name}", rel, (path,), captions=captions))
+        source = f"sidecar {path.with_suffix('.txt').name}"
+        out.append(CaptionedImage(source, rel, (path,), captions=sidecar_captions(path)))
     return out

@@ -8,7 +8,7 @@ Retrieval (``load_retrieval_dataset``), by what ``data`` is:
 - ``*.parquet``: a pair table (needs pyarrow);
 - ``*.tar``, or a folder in CLIP_benchmark's webdataset layout (see ``webdataset``);
 - a folder holding ``pairs.parquet`` / ``pairs.csv`` / ``pairs.tsv``;
-- any other folder: images with sidecar ``.txt`` captions.
+- any other folder: images with sidecar ``.txt`` or ``.json`` captions.
 
 clipforge's pair table has the columns ``image`` (a path relative to the table, or to
 ``images``), ``caption`` (one caption per row; an image may have many rows) and optionally
