@@ -33,6 +33,31 @@ def _features(output) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
+# A config attribute, saved in config.json, naming how text features are pooled. Sentence
+# encoders such as all-MiniLM-L6-v2 were trained on the mean of their token states; BERT's
+# pooler (CLS + dense + tanh), which VisionTextDualEncoderModel uses by default, was never
+# trained for sentence embeddings in them.
+TEXT_POOLING_ATTR = "clipforge_text_pooling"
+TEXT_POOLINGS = ("pooler", "mean")
+
+
+def text_pooling(model) -> str:
+    pooling = getattr(model.config, TEXT_POOLING_ATTR, None) or "pooler"
+    if pooling not in TEXT_POOLINGS:
+        raise ModelLoadError(f"unknown {TEXT_POOLING_ATTR} {pooling!r} in the model config; use one of {TEXT_POOLINGS}")
+    return pooling
+
+
+def text_features(model, **inputs: torch.Tensor) -> torch.Tensor:
+    """Projected text features, pooled as the model's config says (unnormalised)."""
+    if text_pooling(model) == "pooler":
+        return _features(model.get_text_features(**inputs))
+    states = model.text_model(**inputs).last_hidden_state
+    mask = inputs["attention_mask"].unsqueeze(-1).to(states.dtype)
+    mean = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
+    return model.text_projection(mean)
+
+
 def _hub_reachable(timeout: float = 3.0) -> bool:
     # huggingface_hub retries a dead network for ~25 s with a warning each time; one quick
     # connection attempt gives the same answer at once.
@@ -157,7 +182,7 @@ class Encoder:
         out = []
         for start in range(0, len(texts), batch_size):
             inputs = self._tokenize(texts[start : start + batch_size])
-            out.append(_normalized(_features(self.model.get_text_features(**inputs))))
+            out.append(_normalized(text_features(self.model, **inputs)))
         return _stack(out, self.dim)
 
     @torch.inference_mode()
@@ -205,7 +230,12 @@ def _stack(chunks: list[np.ndarray], dim: int) -> np.ndarray:
 def load_hf_encoder(spec: ModelSpec, device: str = "auto", precision: str = "auto") -> Encoder:
     torch_device = choose_device(device)
     dtype = choose_dtype(torch_device, precision)
-    family, model, tokenizer, image_processor = _load_parts(spec)
+    if spec.scheme == "builtin":
+        from .builtin import load_builtin_parts
+
+        family, model, tokenizer, image_processor = load_builtin_parts(spec.target)
+    else:
+        family, model, tokenizer, image_processor = _load_parts(spec)
     model = model.to(torch_device, dtype).eval()
     encoder = Encoder(
         spec=spec,

@@ -31,6 +31,10 @@ class ModelConfig:
     init: str | None = _doc("fine-tune this CLIP/SigLIP/dual checkpoint (hf:<dir or hub id>)", None)
     text_tower: str | None = _doc("dual: pretrained text encoder, a directory or package:<name>", None)
     vision_tower: str | None = _doc("dual: pretrained vision encoder directory (default: preset)", None)
+    text_pooling: str = _doc(
+        "dual: text features from the tower's pooler or the mean of its token states "
+        "(auto: mean for a sentence-transformers tower, else pooler)", "auto"
+    )
     lock_image: bool = _doc("freeze the image tower (LiT)", False)
     lock_image_unlocked_layers: int = _doc("with lock_image: leave the last N layers trainable", 0)
     lock_text: bool = _doc("freeze the text tower", False)
@@ -96,6 +100,7 @@ class TrainConfig:
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig}
 CHOICES = {
     "model.arch": ("clip", "siglip", "dual"),
+    "model.text_pooling": ("auto", "pooler", "mean"),
     "loss": ("auto", "clip", "siglip"),
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "device": ("auto", "cpu", "cuda", "mps"),

@@ -4,9 +4,11 @@ assembled from pretrained towers, with towers optionally locked (LiT)."""
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -14,9 +16,10 @@ from torch import nn
 
 from ..errors import InputError, ModelLoadError, NotFoundError
 from ..models import presets
-from ..models.hf import _features, _load_parts
+from ..models.hf import TEXT_POOLING_ATTR, _features, _load_parts, text_features
 from ..models.spec import parse_spec
 from .config import ModelConfig
+from .text_cache import TextFeatureCache
 from .losses import CLIP_LOGIT_SCALE_INIT, SIGLIP_LOGIT_BIAS_INIT, SIGLIP_LOGIT_SCALE_INIT, normalize
 
 log = logging.getLogger(__name__)
@@ -39,11 +42,34 @@ class ContrastiveModel(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
+        # Towers locked whole, projection included, at construction (locking happens before).
+        self.frozen = {tower for tower in TOWERS if not any(p.requires_grad for p in tower_parameters(model, tower))}
+        self.text_cache = TextFeatureCache()
+
+    def _tower(self, tower: str, encode):
+        if tower not in self.frozen:
+            return encode()
+        # A frozen tower runs as at inference: dropout off, and no activations kept for backward.
+        for name in TOWERS[tower]:
+            module = getattr(self.model, name, None)
+            if module is not None:
+                module.train(False)
+        with torch.no_grad():
+            return encode()
 
     def forward(self, pixel_values: torch.Tensor, **text_inputs: torch.Tensor):
-        image = _features(self.model.get_image_features(pixel_values=pixel_values))
-        text = _features(self.model.get_text_features(**text_inputs))
+        image = self._tower("image", lambda: _features(self.model.get_image_features(pixel_values=pixel_values)))
+        if "text" in self.frozen:
+            text = self._tower("text", lambda: self.text_cache(partial(text_features, self.model), **text_inputs))
+        else:
+            text = text_features(self.model, **text_inputs)
         return normalize(image), normalize(text), self.model.logit_scale, getattr(self.model, "logit_bias", None)
+
+
+def tower_parameters(model: nn.Module, tower: str) -> list[nn.Parameter]:
+    """The parameters of one tower (``"image"`` or ``"text"``), its projection included."""
+    modules = [getattr(model, name, None) for name in TOWERS[tower]]
+    return [p for m in modules if m is not None for p in m.parameters()]
 
 
 def build_model(config: ModelConfig, seed: int, words: Iterable[str]) -> TrainModel:
@@ -123,9 +149,12 @@ def _assemble_dual(config: ModelConfig, seed: int, words: tuple[str, ...]) -> Tr
     from transformers import AutoImageProcessor, AutoTokenizer
 
     vision = text = tokenizer = None
+    pooling = "pooler" if config.text_pooling == "auto" else config.text_pooling
     if config.text_tower:
         path = resolve_tower(config.text_tower)
         text, tokenizer = _load_tower(path, "text"), AutoTokenizer.from_pretrained(path)
+        if config.text_pooling == "auto" and _is_mean_pooled_sentence_encoder(path):
+            pooling = "mean"
     if config.vision_tower:
         vision = _load_tower(resolve_tower(config.vision_tower), "image")
     model, tokenizer, processor = presets.make_dual_encoder(
@@ -136,8 +165,21 @@ def _assemble_dual(config: ModelConfig, seed: int, words: tuple[str, ...]) -> Tr
             processor = AutoImageProcessor.from_pretrained(resolve_tower(config.vision_tower))
         except (OSError, ValueError):
             log.warning("%s has no image processor; using the %s preset's", config.vision_tower, config.preset)
+    setattr(model.config, TEXT_POOLING_ATTR, pooling)  # saved in config.json; inference reads it
+    log.info("text features: %s pooling", pooling)
     _init_logit_params(model, "dual")
     return TrainModel(model, tokenizer, processor, "dual")
+
+
+def _is_mean_pooled_sentence_encoder(path: Path) -> bool:
+    # sentence-transformers writes its pooling next to the model: 1_Pooling/config.json.
+    for config_file in path.glob("*Pooling/config.json"):
+        try:
+            if json.loads(config_file.read_text()).get("pooling_mode_mean_tokens"):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def _layer_list(tower: nn.Module) -> tuple[str, nn.ModuleList]:

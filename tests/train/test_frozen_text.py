@@ -1,0 +1,44 @@
+"""A text tower locked whole (LiT) runs in eval mode without gradients, and each caption's
+features are computed once per run."""
+
+from __future__ import annotations
+
+import torch
+
+from clipforge.models.presets import make_dual_encoder
+from clipforge.train.config import ModelConfig
+from clipforge.train.models import ContrastiveModel, lock_towers
+
+
+def _batch(tokenizer, captions):
+    tokens = tokenizer(captions, padding=True, return_tensors="pt")
+    return torch.randn(len(captions), 3, 32, 32), {k: v for k, v in tokens.items() if k != "token_type_ids"}
+
+
+def test_locked_text_tower_is_frozen_cached_and_in_eval_mode():
+    model, tokenizer, _ = make_dual_encoder("tiny", seed=0)
+    model.config.text_config.hidden_dropout_prob = 0.5
+    lock_towers(model, ModelConfig(arch="dual", lock_text=True))
+    net = ContrastiveModel(model)
+    assert net.frozen == {"text"}
+    net.train()
+    pixels, text = _batch(tokenizer, ["a red apple", "a dog", "a red apple"])
+    image_a, text_a, _, _ = net(pixels, **text)
+    assert not model.text_model.training and model.vision_model.training
+    assert len(net.text_cache) == 2  # two distinct captions
+    assert not text_a.requires_grad and image_a.requires_grad
+    torch.testing.assert_close(text_a[0], text_a[2])
+    # The same caption in another batch, with other padding, reads the cache.
+    pixels, text = _batch(tokenizer, ["a dog", "a small bird in the left corner"])
+    _, text_b, _, _ = net(pixels, **text)
+    torch.testing.assert_close(text_b[0], text_a[1])
+    assert len(net.text_cache) == 3
+
+
+def test_unlocked_text_tower_trains():
+    model, tokenizer, _ = make_dual_encoder("tiny", seed=0)
+    net = ContrastiveModel(model)
+    assert net.frozen == set()
+    pixels, text = _batch(tokenizer, ["a red apple", "a dog"])
+    _, text_out, _, _ = net(pixels, **text)
+    assert text_out.requires_grad and len(net.text_cache) == 0
