@@ -7,7 +7,6 @@ import threading
 
 from typing import TYPE_CHECKING
 
-from ..errors import ModelLoadError
 from .spec import ModelSpec, parse_spec
 
 if TYPE_CHECKING:
@@ -42,8 +41,6 @@ def load_encoder(spec: str | ModelSpec, device: str = "auto", precision: str = "
     key = (str(parsed), device, precision, _local_stamp(parsed))
     with _lock:
         if key not in _cache:
-            if parsed.scheme == "builtin":
-                raise ModelLoadError(f"no builtin model named '{parsed.target}' is installed")
             from .hf import load_hf_encoder  # torch is imported only when a model is loaded
 
             _cache[key] = load_hf_encoder(parsed, device=device, precision=precision)
