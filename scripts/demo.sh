@@ -1,7 +1,38 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: index a real collection with the bundled model, query it, serve it.
+# The main job on a fresh machine: build a real collection from installed Debian packages,
+# index it with the bundled model (builtin:demo), query it, and serve it. Everything it makes
+# goes under demo/ (git-ignored); a second run reuses it: the builders keep a complete
+# dataset, and indexing is incremental.
 set -euo pipefail
-echo "clipforge demo: not yet. The bundled demo model (builtin:demo) has not been trained and shipped;" >&2
-echo "until it is, index your own photos with a model you have locally:" >&2
-echo "  .venv/bin/clipforge index ~/Pictures -c pics --model hf:/path/to/clip-model" >&2
-exit 0
+cd "$(dirname "$0")/.."
+CF=${CLIPFORGE:-.venv/bin/clipforge}
+PY=${PYTHON:-.venv/bin/python}
+DEMO=${DEMO_DIR:-demo}
+COLLECTION="$DEMO/collection"
+PORT=${PORT:-8000}
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1  # the demo never needs the network
+
+echo "== datasets (from fonts-noto-color-emoji, unicode-cldr-core, openclipart-png)"
+"$CF" data emoji "$DEMO/data/emoji"
+"$CF" data clipart "$DEMO/data/clipart"
+
+echo "== indexing every emoji and the clip-art test split with builtin:demo"
+mapfile -t CLIPART_TEST < <("$PY" - "$DEMO/data/clipart" <<'PYEOF'
+import csv, sys
+root = sys.argv[1]
+seen = {r["image"] for r in csv.DictReader(open(f"{root}/pairs.csv", encoding="utf-8")) if r["split"] == "test"}
+print("\n".join(f"{root}/{image}" for image in sorted(seen)))
+PYEOF
+)
+"$CF" index -c "$COLLECTION" --model builtin:demo "$DEMO/data/emoji/images" "${CLIPART_TEST[@]}"
+
+echo "== example queries (top 3; emoji shown by their English names)"
+for query in "a red fruit" "red apple" "a dog" "a smiling face with hearts" "the flag of Japan" "a car" "a musical instrument"; do
+  echo "-- $query"
+  "$CF" search -c "$COLLECTION" -k 3 --json "$query" | "$PY" scripts/demo_names.py "$DEMO/data/emoji" "$DEMO/data/clipart"
+done
+
+if "$CF" serve --help >/dev/null 2>&1; then
+  echo "== serving the collection: http://127.0.0.1:$PORT/  (Ctrl-C stops it)"
+  exec "$CF" serve -c "$COLLECTION" --host 127.0.0.1 --port "$PORT"
+fi
