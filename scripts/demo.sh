@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: build a real collection from installed Debian packages,
-# index it with the bundled model (builtin:demo), query it, and serve it. Everything it makes
-# goes under demo/ (git-ignored); a second run reuses it: the builders keep a complete
-# dataset, and indexing is incremental.
+# index it with the bundled model (builtin:demo), query it, and serve it. The datasets go under
+# demo/ (git-ignored), the collection is "demo" under $CLIPFORGE_HOME (so that
+# `clipforge search -c demo "a red fruit"` works from anywhere); a second run reuses both: the
+# builders keep a complete dataset, and indexing is incremental.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CF=${CLIPFORGE:-.venv/bin/clipforge}
 PY=${PYTHON:-.venv/bin/python}
 DEMO=${DEMO_DIR:-demo}
-COLLECTION="$DEMO/collection"
+COLLECTION=${DEMO_COLLECTION:-demo}
 PORT=${PORT:-8000}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1  # the demo never needs the network
 
