@@ -54,7 +54,7 @@ def _text_package_dir(package: str) -> Path:
 
 
 def load_builtin_parts(name: str):
-    """(family, model, tokenizer, image processor) of a builtin model, as ``hf._load_parts``
+    """(family, model, tokenizer, image processor) of a builtin model, as ``hf.load_parts``
     returns them for a checkpoint directory."""
     from safetensors.torch import load_file
     from transformers import (

@@ -28,7 +28,7 @@ _TOKENIZER_FILES = (
 )
 
 
-def _features(output) -> torch.Tensor:
+def pooled_features(output) -> torch.Tensor:
     # transformers 5.x returns an output object from get_*_features; 4.x returned a tensor.
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
@@ -51,7 +51,7 @@ def text_pooling(model) -> str:
 def text_features(model, **inputs: torch.Tensor) -> torch.Tensor:
     """Projected text features, pooled as the model's config says (unnormalised)."""
     if text_pooling(model) == "pooler":
-        return _features(model.get_text_features(**inputs))
+        return pooled_features(model.get_text_features(**inputs))
     states = model.text_model(**inputs).last_hidden_state
     mask = inputs["attention_mask"].unsqueeze(-1).to(states.dtype)
     mean = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
@@ -101,7 +101,7 @@ def _load_config(spec: ModelSpec):
         ) from None
 
 
-def _load_parts(spec: ModelSpec):
+def load_parts(spec: ModelSpec):
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
     config, cached = _load_config(spec)
@@ -126,11 +126,24 @@ def _load_parts(spec: ModelSpec):
     return family, model, tokenizer, image_processor
 
 
-def _max_text_length(model, tokenizer) -> int:
+def max_text_length_of(model, tokenizer) -> int:
     text_config = getattr(model.config, "text_config", None)
     positions = getattr(text_config, "max_position_embeddings", None) or 512
     limit = tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else positions
     return int(min(limit, positions))
+
+
+def tokenize_texts(tokenizer, family: str, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
+    """Tokenised texts, truncated and padded the way the model family expects.
+
+    Training and inference both use this, so a model sees the same inputs in both.
+    """
+    # SigLIP was trained with every text padded to the full length and attends to the
+    # padding by design; its pooled output differs otherwise.
+    padding = "max_length" if family == "siglip" else True
+    batch = tokenizer(texts, padding=padding, truncation=True, max_length=max_length, return_tensors="pt")
+    keep = ("input_ids",) if family == "siglip" else ("input_ids", "attention_mask", "token_type_ids")
+    return {k: v for k, v in batch.items() if k in keep}
 
 
 @dataclass
@@ -161,16 +174,8 @@ class Encoder:
         return None if bias is None else float(bias.detach().float())
 
     def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        # SigLIP was trained with every text padded to the full length; its pooled output
-        # differs otherwise.
-        padding = "max_length" if self.family == "siglip" else True
-        batch = self.tokenizer(
-            texts, padding=padding, truncation=True, max_length=self.max_text_length, return_tensors="pt"
-        )
-        keep = ("input_ids", "attention_mask", "token_type_ids")
-        if self.family == "siglip":
-            keep = ("input_ids",)  # SiglipModel attends to padding by design
-        return {k: v.to(self.device) for k, v in batch.items() if k in keep}
+        inputs = tokenize_texts(self.tokenizer, self.family, texts, self.max_text_length)
+        return {k: v.to(self.device) for k, v in inputs.items()}
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str] | str, batch_size: int = 256) -> np.ndarray:
@@ -192,7 +197,7 @@ class Encoder:
         out = []
         for start in range(0, tensor.shape[0], batch_size):
             chunk = tensor[start : start + batch_size].to(self.device, self.dtype)
-            out.append(_normalized(_features(self.model.get_image_features(pixel_values=chunk))))
+            out.append(_normalized(pooled_features(self.model.get_image_features(pixel_values=chunk))))
         return _stack(out, self.dim)
 
     def encode_images(
@@ -235,7 +240,7 @@ def load_hf_encoder(spec: ModelSpec, device: str = "auto", precision: str = "aut
 
         family, model, tokenizer, image_processor = load_builtin_parts(spec.target)
     else:
-        family, model, tokenizer, image_processor = _load_parts(spec)
+        family, model, tokenizer, image_processor = load_parts(spec)
     model = model.to(torch_device, dtype).eval()
     encoder = Encoder(
         spec=spec,
@@ -245,7 +250,7 @@ def load_hf_encoder(spec: ModelSpec, device: str = "auto", precision: str = "aut
         preprocess=ImagePreprocess.from_hf(image_processor),
         device=torch_device,
         dtype=dtype,
-        max_text_length=_max_text_length(model, tokenizer),
+        max_text_length=max_text_length_of(model, tokenizer),
     )
     encoder.dim = int(encoder.encode_texts(["a"]).shape[1])
     log.info("loaded %s (%s, dim %d) on %s in %s", spec, family, encoder.dim, torch_device, encoder.precision)

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data.images import DEFAULT_MAX_PIXELS, decode_bytes
 from ..data.pairs import Pair, PairSet
+from ..models.hf import tokenize_texts
 from ..errors import ImageDecodeError, InputError
 from ..models.preprocess import ImagePreprocess
 from .augment import TrainTransform
@@ -95,16 +96,6 @@ class EpochBatchSampler:
             yield [(int(i), epoch) for i in order[first : first + self.batch_size]]
 
 
-def text_inputs(tokenizer, family: str, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
-    """Tokenised texts, truncated, padded the way the model family expects."""
-    # SigLIP was trained on texts padded to full length and attends to the padding; the
-    # same rule as clipforge.models.hf.Encoder, so training matches inference.
-    padding = "max_length" if family == "siglip" else True
-    batch = tokenizer(texts, padding=padding, truncation=True, max_length=max_length, return_tensors="pt")
-    keep = ("input_ids",) if family == "siglip" else ("input_ids", "attention_mask", "token_type_ids")
-    return {k: v for k, v in batch.items() if k in keep}
-
-
 @dataclass
 class Batch:
     pixel_values: torch.Tensor
@@ -132,7 +123,7 @@ class Collate:
         texts = [s[1] for s in samples]
         return Batch(
             torch.from_numpy(pixels),
-            text_inputs(self.tokenizer, self.family, texts, self.max_length),
+            tokenize_texts(self.tokenizer, self.family, texts, self.max_length),
             [reason for s in samples for reason in s[2]],
         )
 

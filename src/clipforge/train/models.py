@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import InputError, ModelLoadError, NotFoundError
 from ..models import presets
-from ..models.hf import TEXT_POOLING_ATTR, _features, _load_parts, text_features
+from ..models.hf import TEXT_POOLING_ATTR, pooled_features, load_parts, text_features
 from ..models.spec import parse_spec
 from .config import ModelConfig
 from .text_cache import TextFeatureCache
@@ -58,7 +58,7 @@ class ContrastiveModel(nn.Module):
             return encode()
 
     def forward(self, pixel_values: torch.Tensor, **text_inputs: torch.Tensor):
-        image = self._tower("image", lambda: _features(self.model.get_image_features(pixel_values=pixel_values)))
+        image = self._tower("image", lambda: pooled_features(self.model.get_image_features(pixel_values=pixel_values)))
         if "text" in self.frozen:
             text = self._tower("text", lambda: self.text_cache(partial(text_features, self.model), **text_inputs))
         else:
@@ -93,7 +93,7 @@ def load_model_dir(spec: str) -> TrainModel:
     """A CLIP, SigLIP or dual-encoder checkpoint, as clipforge.models.load_encoder reads it."""
     if not spec.startswith("hf:"):
         spec = f"hf:{spec}"
-    family, model, tokenizer, processor = _load_parts(parse_spec(spec))
+    family, model, tokenizer, processor = load_parts(parse_spec(spec))
     return TrainModel(model, tokenizer, processor, family)
 
 

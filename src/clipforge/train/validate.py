@@ -18,7 +18,7 @@ import torch
 from ..data.images import decode_bytes
 from ..data.pairs import PairSet
 from ..errors import ImageDecodeError, InputError
-from ..models.hf import Encoder, _max_text_length
+from ..models.hf import Encoder, max_text_length_of
 from ..models.preprocess import ImagePreprocess
 from ..models.spec import ModelSpec
 from .models import TrainModel
@@ -62,7 +62,7 @@ def encoder_for(parts: TrainModel, device: torch.device) -> Encoder:
         preprocess=preprocess,
         device=device,
         dtype=torch.float32,  # the weights' dtype; autocast, if any, lowers the matmuls
-        max_text_length=_max_text_length(parts.model, parts.tokenizer),
+        max_text_length=max_text_length_of(parts.model, parts.tokenizer),
     )
 
 
