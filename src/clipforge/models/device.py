@@ -1,8 +1,9 @@
 """Device and precision choice.
 
-bf16 weights and inputs are the default wherever the hardware runs them natively: on this
-project's reference CPU (AVX512-BF16) a ViT-B/32 image tower ran 4.6x faster in bf16 than
-in fp32, and retrieval results stay within a tested tolerance of fp32.
+bf16 weights and inputs are the default wherever the hardware runs them natively: on the
+project's 2-core AVX512-BF16 CPU a ViT-B/32-shaped image tower (transformers, batch 32) ran
+26-29 img/s in bf16 against 13-15 img/s in fp32, and retrieval results stay within a tested
+tolerance of fp32 (tests/models/test_encoders.py).
 """
 
 from __future__ import annotations
