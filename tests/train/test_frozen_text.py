@@ -1,10 +1,13 @@
 """A text tower locked whole (LiT) runs in eval mode without gradients, and each caption's
-features are computed once per run."""
+features are computed once per run; with train_text_projection only its projection trains."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from clipforge.errors import InputError
+from clipforge.models.hf import TEXT_POOLING_ATTR, text_features
 from clipforge.models.presets import make_dual_encoder
 from clipforge.train.config import ModelConfig
 from clipforge.train.models import ContrastiveModel, lock_towers
@@ -42,3 +45,36 @@ def test_unlocked_text_tower_trains():
     pixels, text = _batch(tokenizer, ["a red apple", "a dog"])
     _, text_out, _, _ = net(pixels, **text)
     assert text_out.requires_grad and len(net.text_cache) == 0
+
+
+@pytest.mark.parametrize("pooling", ["pooler", "mean"])
+def test_train_text_projection_keeps_only_the_projection_trainable(pooling):
+    model, tokenizer, _ = make_dual_encoder("tiny", seed=0)
+    setattr(model.config, TEXT_POOLING_ATTR, pooling)
+    model.config.text_config.hidden_dropout_prob = 0.5
+    lock_towers(model, ModelConfig(arch="dual", lock_text=True, train_text_projection=True))
+    trainable = {name.split(".")[0] for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"vision_model", "visual_projection", "text_projection", "logit_scale"}
+    assert not any(p.requires_grad for p in model.text_model.parameters())
+    net = ContrastiveModel(model)
+    assert net.frozen == set() and net.text_projection_only
+    net.train()
+    pixels, text = _batch(tokenizer, ["a red apple", "a dog", "a red apple"])
+    _, text_a, _, _ = net(pixels, **text)
+    # The tower runs once per caption, in eval mode; the projection gets gradients.
+    assert not model.text_model.training and len(net.text_cache) == 2
+    assert text_a.requires_grad
+    text_a.sum().backward()
+    assert model.text_projection.weight.grad is not None
+    assert all(p.grad is None for p in model.text_model.parameters())
+    torch.testing.assert_close(text_a[0], text_a[2])
+    # Same features as the uncached path: projection of the tower's pooled features.
+    with torch.no_grad():
+        direct = text_features(model, **text)
+    torch.testing.assert_close(text_a.detach(), torch.nn.functional.normalize(direct, dim=-1))
+
+
+def test_train_text_projection_needs_lock_text():
+    model, _, _ = make_dual_encoder("tiny", seed=0)
+    with pytest.raises(InputError, match="lock_text"):
+        lock_towers(model, ModelConfig(arch="dual", train_text_projection=True))

@@ -72,3 +72,13 @@ def test_siglip_and_dual_encoder_runs(shapes_small, tmp_path, arch):
     saved = json.loads((tmp_path / "run" / "final" / "config.json").read_text())
     assert saved["model_type"] == {"siglip": "siglip", "dual": "vision-text-dual-encoder"}[arch]
     load_encoder(f"hf:{tmp_path}/run/final", device="cpu").encode_texts(["a red circle"])
+
+
+def test_dual_encoder_locked_text_with_trainable_projection_runs(shapes_small, tmp_path):
+    config = tiny_config(
+        tmp_path / "run", shapes_small, arch="dual", max_steps=2, save_every=0, lock_text=True, train_text_projection=True
+    )
+    result = train(config)
+    loss = _losses(tmp_path / "run")
+    assert result.finished and len(loss) == 2 and np.isfinite(loss).all()
+    load_encoder(f"hf:{tmp_path}/run/final", device="cpu").encode_texts(["a red circle"])

@@ -52,10 +52,17 @@ def text_features(model, **inputs: torch.Tensor) -> torch.Tensor:
     """Projected text features, pooled as the model's config says (unnormalised)."""
     if text_pooling(model) == "pooler":
         return pooled_features(model.get_text_features(**inputs))
-    states = model.text_model(**inputs).last_hidden_state
+    return model.text_projection(text_tower_features(model, **inputs))
+
+
+def text_tower_features(model, **inputs: torch.Tensor) -> torch.Tensor:
+    """The text tower's pooled features before the projection, pooled as the model's config says."""
+    output = model.text_model(**inputs)
+    if text_pooling(model) == "pooler":
+        return output.pooler_output
+    states = output.last_hidden_state
     mask = inputs["attention_mask"].unsqueeze(-1).to(states.dtype)
-    mean = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
-    return model.text_projection(mean)
+    return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:

@@ -39,6 +39,9 @@ class ModelConfig:
     lock_image_unlocked_layers: int = _doc("with lock_image: leave the last N layers trainable", 0)
     lock_text: bool = _doc("freeze the text tower", False)
     lock_text_unlocked_layers: int = _doc("with lock_text: leave the last N layers trainable", 0)
+    train_text_projection: bool = _doc(
+        "with lock_text: keep the text projection trainable (the frozen tower's pooled features are cached)", False
+    )
 
 
 @dataclass

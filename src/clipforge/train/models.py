@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import InputError, ModelLoadError, NotFoundError
 from ..models import presets
-from ..models.hf import TEXT_POOLING_ATTR, pooled_features, load_parts, text_features
+from ..models.hf import TEXT_POOLING_ATTR, pooled_features, load_parts, text_features, text_tower_features
 from ..models.spec import parse_spec
 from .config import ModelConfig
 from .text_cache import TextFeatureCache
@@ -44,6 +44,14 @@ class ContrastiveModel(nn.Module):
         self.model = model
         # Towers locked whole, projection included, at construction (locking happens before).
         self.frozen = {tower for tower in TOWERS if not any(p.requires_grad for p in tower_parameters(model, tower))}
+        # A text tower locked whole whose projection trains: the tower's pooled features are
+        # cached and the projection applied to them each step.
+        body, projection = (getattr(model, name, None) for name in TOWERS["text"])
+        self.text_projection_only = (
+            "text" not in self.frozen
+            and projection is not None
+            and not any(p.requires_grad for p in body.parameters())
+        )
         self.text_cache = TextFeatureCache()
 
     def _tower(self, tower: str, encode):
@@ -61,6 +69,11 @@ class ContrastiveModel(nn.Module):
         image = self._tower("image", lambda: pooled_features(self.model.get_image_features(pixel_values=pixel_values)))
         if "text" in self.frozen:
             text = self._tower("text", lambda: self.text_cache(partial(text_features, self.model), **text_inputs))
+        elif self.text_projection_only:
+            self.model.text_model.train(False)
+            with torch.no_grad():
+                pooled = self.text_cache(partial(text_tower_features, self.model), **text_inputs)
+            text = self.model.text_projection(pooled)
         else:
             text = text_features(self.model, **text_inputs)
         return normalize(image), normalize(text), self.model.logit_scale, getattr(self.model, "logit_bias", None)
@@ -189,18 +202,21 @@ def _layer_list(tower: nn.Module) -> tuple[str, nn.ModuleList]:
     return max(lists, key=lambda item: len(item[1]))
 
 
-def lock_tower(model: nn.Module, tower: str, unlocked_layers: int = 0) -> None:
+def lock_tower(model: nn.Module, tower: str, unlocked_layers: int = 0, train_projection: bool = False) -> None:
     """Freeze one tower (``"image"`` or ``"text"``), projection included.
 
     With ``unlocked_layers`` = N > 0 the last N transformer layers and everything after them
     (final norm, pooler or head, projection) stay trainable, as LiT's partial locking does.
+    With ``train_projection`` the projection stays trainable whatever else is locked.
     """
     body_name, projection_name = TOWERS[tower]
     body, projection = getattr(model, body_name), getattr(model, projection_name, None)
+    if train_projection and projection is None:
+        raise InputError(f"this model's {tower} tower has no separate projection to leave trainable")
     for p in body.parameters():
         p.requires_grad_(False)
     if projection is not None:
-        projection.requires_grad_(unlocked_layers > 0)
+        projection.requires_grad_(unlocked_layers > 0 or train_projection)
     if unlocked_layers <= 0:
         return
     name, layers = _layer_list(body)
@@ -218,7 +234,9 @@ def lock_towers(model: nn.Module, config: ModelConfig) -> None:
     if config.lock_image:
         lock_tower(model, "image", config.lock_image_unlocked_layers)
     if config.lock_text:
-        lock_tower(model, "text", config.lock_text_unlocked_layers)
+        lock_tower(model, "text", config.lock_text_unlocked_layers, config.train_text_projection)
+    elif config.train_text_projection:
+        raise InputError("train_text_projection needs lock_text: an unlocked text tower trains its projection anyway")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if trainable == 0:
         raise InputError("every parameter is locked: unlock a tower or some of its layers")

@@ -1,7 +1,8 @@
 """Features of a frozen text tower, computed once per distinct caption.
 
-With the text tower and its projection locked (LiT), a caption's features never change
-during a run, and the same few thousand captions come back every epoch: after the first
+With the text tower locked (LiT), a caption's features never change during a run (its
+projected features, or with the projection trainable its pooled features before the
+projection), and the same few thousand captions come back every epoch: after the first
 epoch the text tower does not run at all.
 """
 
@@ -13,7 +14,7 @@ import torch
 
 
 class TextFeatureCache:
-    """Maps a caption's tokens (padding excluded) to its projected, unnormalised features."""
+    """Maps a caption's tokens (padding excluded) to its unnormalised features (whatever ``encode`` returns)."""
 
     def __init__(self) -> None:
         self._features: dict[tuple[int, ...], torch.Tensor] = {}
