@@ -36,11 +36,14 @@ def search_index(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.nd
 class IndexCache:
     """Index files under ``directory`` named by kind and generation."""
 
+    # Bumped whenever the way an index is built changes, so older cache files are ignored.
+    FORMAT = 2
+
     def __init__(self, directory: Path):
         self.directory = directory
 
     def _path(self, kind: str, generation: int) -> Path:
-        return self.directory / f"{kind}-g{generation}.faiss"
+        return self.directory / f"{kind}-v{self.FORMAT}-g{generation}.faiss"
 
     def load(self, kind: str, generation: int) -> faiss.Index | None:
         path = self._path(kind, generation)
@@ -64,7 +67,7 @@ class IndexCache:
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
-            for old in self.directory.glob(f"{kind}-g*.faiss"):
+            for old in self.directory.glob(f"{kind}-*.faiss"):
                 if old != path:
                     old.unlink(missing_ok=True)
         except OSError:  # read-only collection: searching still works from memory

@@ -73,7 +73,7 @@ class VectorSegments:
 
 
     def read(self, rows: np.ndarray | list[int]) -> np.ndarray:
-        """float32 vectors of the given rows, in the order given."""
+        """Unit-length float32 vectors of the given rows, in the order given."""
         rows = np.asarray(rows, dtype=np.int64)
         out = np.empty((len(rows), self.dim), dtype=np.float32)
         if len(rows) == 0:
@@ -90,4 +90,7 @@ class VectorSegments:
             )
             out[mask] = mapped[offsets[mask]]
             del mapped
+        # Every stored vector was unit length before rounding to float16; renormalising puts
+        # that back, so a cosine score never reads above 1.
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
