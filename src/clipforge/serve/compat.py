@@ -39,7 +39,7 @@ from ..errors import InputError
 from ..index.collection import Hit
 from ..index.store import Item
 from .bodies import body_doc, json_body, validate
-from .schemas import ImageData, ItemId, limits_of
+from .schemas import ImageData, ItemId, check_at_most
 from .search import Query, query_vector, search_page
 from .service import Served, Service, ServiceDep
 
@@ -70,22 +70,19 @@ class KnnRequest(_NullIsAbsent):
     @field_validator("text")
     @classmethod
     def _text(cls, value: str, info: ValidationInfo) -> str:
-        if len(value) > limits_of(info).max_text_chars:
-            raise ValueError(f"at most {limits_of(info).max_text_chars} characters")
+        check_at_most(len(value), info, "max_text_chars", "at most {} characters")
         return value
 
     @field_validator("num_images")
     @classmethod
     def _num_images(cls, value: int, info: ValidationInfo) -> int:
-        if value > limits_of(info).max_k:
-            raise ValueError(f"at most {limits_of(info).max_k}")
+        check_at_most(value, info, "max_k")
         return value
 
     @field_validator("num_result_ids")
     @classmethod
     def _num_result_ids(cls, value: int, info: ValidationInfo) -> int:
-        if value > limits_of(info).max_result_ids:
-            raise ValueError(f"at most {limits_of(info).max_result_ids}")
+        check_at_most(value, info, "max_result_ids")
         return value
 
     @model_validator(mode="after")

@@ -37,6 +37,13 @@ def limits_of(info: ValidationInfo) -> Limits:
     return (info.context or {}).get("limits", _DEFAULT_LIMITS)
 
 
+def check_at_most(count: int, info: ValidationInfo, limit: str, message: str = "at most {}") -> None:
+    """Refuse ``count`` above the server's ``limit`` (a Limits field); ``message`` gets the limit."""
+    most = getattr(limits_of(info), limit)
+    if count > most:
+        raise ValueError(message.format(most))
+
+
 def _decode_image(value: Any) -> Any:
     """Base64 (or a data: URL) to bytes; bytes from a multipart upload pass as they are."""
     if isinstance(value, (bytes, bytearray)):
@@ -105,22 +112,19 @@ class SearchRequest(_Request):
     @field_validator("k")
     @classmethod
     def _k(cls, value: int, info: ValidationInfo) -> int:
-        if value > limits_of(info).max_k:
-            raise ValueError(f"k may be at most {limits_of(info).max_k}")
+        check_at_most(value, info, "max_k", "k may be at most {}")
         return value
 
     @field_validator("offset")
     @classmethod
     def _offset(cls, value: int, info: ValidationInfo) -> int:
-        if value > limits_of(info).max_offset:
-            raise ValueError(f"offset may be at most {limits_of(info).max_offset}")
+        check_at_most(value, info, "max_offset", "offset may be at most {}")
         return value
 
     @field_validator("filters")
     @classmethod
     def _filters(cls, value: dict, info: ValidationInfo) -> dict:
-        if len(value) > limits_of(info).max_filters:
-            raise ValueError(f"at most {limits_of(info).max_filters} filters")
+        check_at_most(len(value), info, "max_filters", "at most {} filters")
         return value
 
     @model_validator(mode="after")
@@ -143,8 +147,8 @@ class EmbedRequest(_Request):
     @field_validator("texts", "images")
     @classmethod
     def _count(cls, value: list | None, info: ValidationInfo) -> list | None:
-        if value is not None and len(value) > limits_of(info).max_batch_items:
-            raise ValueError(f"at most {limits_of(info).max_batch_items} per request")
+        if value is not None:
+            check_at_most(len(value), info, "max_batch_items", "at most {} per request")
         return value
 
     @field_validator("texts")
@@ -169,8 +173,8 @@ class ClassifyRequest(_Request):
     @field_validator("labels", "templates")
     @classmethod
     def _labels(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
-        if value is not None and len(value) > limits_of(info).max_labels:
-            raise ValueError(f"at most {limits_of(info).max_labels} entries")
+        if value is not None:
+            check_at_most(len(value), info, "max_labels", "at most {} entries")
         return _check_texts(value, info)
 
     @model_validator(mode="after")
@@ -191,8 +195,7 @@ class AddTextsRequest(BaseModel):
     @field_validator("texts")
     @classmethod
     def _texts(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        if len(value) > limits_of(info).max_batch_items:
-            raise ValueError(f"at most {limits_of(info).max_batch_items} per request")
+        check_at_most(len(value), info, "max_batch_items", "at most {} per request")
         return _check_texts(value, info)
 
 
