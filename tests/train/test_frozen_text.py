@@ -1,5 +1,6 @@
 """A text tower locked whole (LiT) runs in eval mode without gradients, and each caption's
-features are computed once per run; with train_text_projection only its projection trains."""
+features are computed once per run; with train_text_projection only its projection trains;
+with text_projection identity its embeddings are the tower's own."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import pytest
 import torch
 
 from clipforge.errors import InputError
-from clipforge.models.hf import TEXT_POOLING_ATTR, text_features
-from clipforge.models.presets import make_dual_encoder
-from clipforge.train.config import ModelConfig
-from clipforge.train.models import ContrastiveModel, lock_towers
+from clipforge.models.hf import TEXT_POOLING_ATTR, text_features, text_tower_features
+from clipforge.models.presets import DEFAULT_WORDS as WORDS, make_dual_encoder
+from clipforge.train.config import ModelConfig, build_config, validate
+from clipforge.train.models import ContrastiveModel, build_model, lock_towers
 
 
 def _batch(tokenizer, captions):
@@ -78,3 +79,22 @@ def test_train_text_projection_needs_lock_text():
     model, _, _ = make_dual_encoder("tiny", seed=0)
     with pytest.raises(InputError, match="lock_text"):
         lock_towers(model, ModelConfig(arch="dual", train_text_projection=True))
+
+
+def test_identity_text_projection_keeps_the_text_towers_own_embeddings():
+    built = build_model(ModelConfig(arch="dual", preset="tiny", lock_text=True, text_projection="identity"), 0, WORDS)
+    model = built.model.eval()
+    width = model.text_model.config.hidden_size
+    assert model.config.projection_dim == width
+    assert model.visual_projection.weight.shape == (width, model.vision_model.config.hidden_size)
+    _, text = _batch(built.tokenizer, ["a red apple", "a dog"])
+    with torch.no_grad():
+        torch.testing.assert_close(text_features(model, **text), text_tower_features(model, **text))
+    assert not model.text_projection.weight.requires_grad
+
+
+def test_identity_text_projection_is_refused_outside_dual_encoders():
+    with pytest.raises(InputError, match="arch dual"):
+        validate(build_config({"data.train": "x", "model.arch": "clip", "model.text_projection": "identity"}))
+    with pytest.raises(InputError, match="not one of"):
+        validate(build_config({"data.train": "x", "model.arch": "dual", "model.text_projection": "orthogonal"}))

@@ -185,11 +185,12 @@ def make_vision_tower(preset: str = "tiny"):
 
 def make_dual_encoder(
     preset: str = "tiny", seed: int = 0, words=DEFAULT_WORDS, vision=None, text=None, tokenizer=None,
-    projection_dim: int | None = None,
+    projection_dim: int | str | None = None,
 ):
     """A VisionTextDualEncoderModel, in memory. ``vision``/``text`` are pretrained towers to
     assemble (LiT-style); a tower not given is a random one of the preset's size (CLIP vision,
-    BERT text). The projections and logit scale are always new."""
+    BERT text). The projections and logit scale are always new. ``projection_dim`` is the
+    embedding width: the preset's by default, or ``"text"`` for the text tower's own."""
     from transformers import BertConfig, BertModel, VisionTextDualEncoderConfig, VisionTextDualEncoderModel
 
     p = get_preset(preset)
@@ -198,6 +199,8 @@ def make_dual_encoder(
         tokenizer = build_bert_tokenizer(words, p.context_length)
     vision = vision if vision is not None else make_vision_tower(preset)
     text = text if text is not None else BertModel(BertConfig(**_text_kwargs(p, len(tokenizer))))
+    if projection_dim == "text":
+        projection_dim = text.config.hidden_size
     config = VisionTextDualEncoderConfig.from_vision_text_configs(
         vision.config, text.config, projection_dim=projection_dim or p.embed_dim
     )

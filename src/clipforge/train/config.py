@@ -42,6 +42,10 @@ class ModelConfig:
     train_text_projection: bool = _doc(
         "with lock_text: keep the text projection trainable (the frozen tower's pooled features are cached)", False
     )
+    text_projection: str = _doc(
+        "dual: random, or identity (the embedding width becomes the text tower's, and a locked text "
+        "tower keeps its own embedding space)", "random"
+    )
 
 
 @dataclass
@@ -104,6 +108,7 @@ SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig}
 CHOICES = {
     "model.arch": ("clip", "siglip", "dual"),
     "model.text_pooling": ("auto", "pooler", "mean"),
+    "model.text_projection": ("random", "identity"),
     "loss": ("auto", "clip", "siglip"),
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "device": ("auto", "cpu", "cuda", "mps"),
@@ -261,6 +266,8 @@ def validate(config: TrainConfig) -> None:
     for key in ("max_steps", "run_steps"):
         if flat[key] is not None and flat[key] < 1:
             raise InputError(f"config key '{key}' must be at least 1, got {flat[key]}")
+    if config.model.text_projection != "random" and config.model.arch != "dual":
+        raise InputError("model.text_projection applies to arch dual only: CLIP and SigLIP keep their own projections")
     if not 0 < config.data.crop_scale <= 1:
         raise InputError(f"config key 'data.crop_scale' must be in (0, 1], got {config.data.crop_scale}")
     if config.optim.lr <= 0 or not config.recall_k or min(config.recall_k) < 1:

@@ -170,9 +170,13 @@ def _assemble_dual(config: ModelConfig, seed: int, words: tuple[str, ...]) -> Tr
             pooling = "mean"
     if config.vision_tower:
         vision = _load_tower(resolve_tower(config.vision_tower), "image")
+    identity = config.text_projection == "identity"
     model, tokenizer, processor = presets.make_dual_encoder(
-        config.preset, seed, words, vision=vision, text=text, tokenizer=tokenizer
+        config.preset, seed, words, vision=vision, text=text, tokenizer=tokenizer,
+        projection_dim="text" if identity else None,
     )
+    if identity:
+        _set_identity_text_projection(model)
     if config.vision_tower:
         try:
             processor = AutoImageProcessor.from_pretrained(resolve_tower(config.vision_tower))
@@ -182,6 +186,21 @@ def _assemble_dual(config: ModelConfig, seed: int, words: tuple[str, ...]) -> Tr
     log.info("text features: %s pooling", pooling)
     _init_logit_params(model, "dual")
     return TrainModel(model, tokenizer, processor, "dual")
+
+
+def _set_identity_text_projection(model: nn.Module) -> None:
+    # A sentence encoder's embedding space is organised by fine differences in cosine
+    # similarity; a random projection adds noise of about 1/sqrt(width) to every cosine, which
+    # is as large as those differences. With the identity, a locked text tower's embeddings
+    # are exactly its own, and only the image side learns to meet them.
+    weight = model.text_projection.weight
+    if weight.shape[0] != weight.shape[1]:
+        raise InputError(
+            f"text_projection identity needs the embedding width to equal the text tower's ({weight.shape[1]}), "
+            f"got {weight.shape[0]}"
+        )
+    with torch.no_grad():
+        weight.copy_(torch.eye(weight.shape[0], dtype=weight.dtype))
 
 
 def _is_mean_pooled_sentence_encoder(path: Path) -> bool:
