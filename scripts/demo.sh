@@ -17,6 +17,22 @@ echo "== datasets (from fonts-noto-color-emoji, unicode-cldr-core, openclipart-p
 "$CF" data emoji "$DEMO/data/emoji"
 "$CF" data clipart "$DEMO/data/clipart"
 
+# A collection embedded by an earlier builtin:demo (retrained since) is rebuilt, not mixed.
+"$PY" - "$COLLECTION" <<'PYEOF'
+import shutil, sys
+from clipforge import Collection
+from clipforge.errors import ModelMismatchError, NotFoundError
+try:
+    with Collection.open(sys.argv[1]) as collection:
+        try:
+            collection.encoder
+        except ModelMismatchError as e:
+            print(f"== {e}\n== so the collection is rebuilt")
+            shutil.rmtree(collection.path)
+except NotFoundError:
+    pass
+PYEOF
+
 echo "== indexing every emoji and the clip-art test split with builtin:demo"
 mapfile -t CLIPART_TEST < <("$PY" - "$DEMO/data/clipart" <<'PYEOF'
 import csv, sys

@@ -171,14 +171,38 @@ def test_model_and_dimension_mismatch_are_refused(tmp_path, tiny_clip_spec, tiny
     Collection.create(tmp_path / "c", model=tiny_clip_spec).close()
     with pytest.raises(ModelMismatchError, match="was built with"):
         Collection.open(tmp_path / "c", model=f"hf:{tiny_clip_other_dir}")
-    # Same spec, but the directory now holds a model of another dimension.
+    # Same spec, but the directory now holds a model of another dimension. A collection from
+    # before fingerprints (no stored one) is caught by the dimension.
     moving = tmp_path / "moving-model"
     shutil.copytree(tiny_clip_other_dir, moving)
-    Collection.create(tmp_path / "d", model=f"hf:{moving}").close()
+    with Collection.create(tmp_path / "d", model=f"hf:{moving}") as d:
+        d.store.db.execute("DELETE FROM meta WHERE key = 'model_fingerprint'")
     shutil.rmtree(moving)
     shutil.copytree(tiny_siglip_dir, moving)
-    with Collection.open(tmp_path / "d") as d, pytest.raises(ModelMismatchError, match="-d"):
+    with Collection.open(tmp_path / "d") as d, pytest.raises(ModelMismatchError, match="32-d vectors but collection d holds 16-d"):
         d.search("dog")
+
+
+def test_a_model_retrained_under_the_same_spec_is_refused(tmp_path, photo_dir, tiny_clip_dir, tiny_clip_other_dir):
+    # Same spec, same dimension, other weights: only the fingerprint tells.
+    model = tmp_path / "runs" / "final"
+    shutil.copytree(tiny_clip_dir, model)
+    with Collection.create(tmp_path / "c", model=f"hf:{model}") as c:
+        c.add_images([photo_dir], workers=0)
+        assert c.search("dog", k=1)
+        assert not c.model_changed()
+    shutil.rmtree(model)
+    shutil.copytree(tiny_clip_other_dir, model)
+    with Collection.open(tmp_path / "c") as c:
+        assert c.model_changed()
+        with pytest.raises(ModelMismatchError, match="have changed since collection c was built"):
+            c.search("dog")
+        with pytest.raises(ModelMismatchError, match="have changed"):
+            c.add_images([make_photo(tmp_path / "new.png", seed=99)], workers=0)
+    shutil.rmtree(model)
+    shutil.copytree(tiny_clip_dir, model)  # the original weights back: the vectors fit again
+    with Collection.open(tmp_path / "c") as c:
+        assert not c.model_changed() and c.search("dog", k=1)
 
 
 def test_open_missing_and_create_twice(tmp_path, tiny_clip_spec):

@@ -9,7 +9,8 @@ hits = pics.search("a dog on a beach", k=10)
 
 Layout: ``collection.sqlite`` (the source of truth), ``vectors/`` (float16 segments) and
 ``index/`` (FAISS files, derived and disposable). A collection records the model spec and
-dimension it was built with and refuses any other model.
+dimension it was built with and refuses any other model, and the fingerprint of that model's
+weights, so that a model retrained or updated under the same spec is refused too.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CollectionError, InputError, ModelMismatchError, NotFoundError
+from ..models.fingerprint import model_fingerprint
 from ..models.spec import parse_spec
 from ..paths import resolve_collection_path
 from .ann import IndexCache, build_index, search_index
@@ -69,12 +71,14 @@ class Collection:
         if (path / DB_NAME).exists():
             raise InputError(f"collection {where} already exists at {path}")
         encoder = load_encoder(model, device=device, precision=precision)
+        fingerprint = model_fingerprint(encoder.spec)
         path.mkdir(parents=True, exist_ok=True)
         store = Store(path / DB_NAME)
         with store.transaction() as db:
             for key, value in {
                 "schema_version": SCHEMA_VERSION, "model_spec": encoder.spec, "dim": encoder.dim,
                 "vector_rows": 0, "generation": 0, "created_at": time.time(),
+                **({"model_fingerprint": fingerprint} if fingerprint else {}),
             }.items():
                 store.set_meta(key, value, db)
         collection = cls(path, store, device, precision)
@@ -124,6 +128,11 @@ class Collection:
         if self._encoder is None:
             from ..models import load_encoder
 
+            if self.model_changed():
+                raise ModelMismatchError(
+                    f"the weights of {self.model_spec} have changed since collection {self.name} was built, so its "
+                    f"vectors no longer match new queries; rebuild it (remove {self.path} and index again)"
+                )
             encoder = load_encoder(self.model_spec, device=self.device, precision=self.precision)
             if encoder.dim != self.dim:
                 raise ModelMismatchError(
@@ -131,6 +140,16 @@ class Collection:
                 )
             self._encoder = encoder
         return self._encoder
+
+    def model_changed(self) -> bool:
+        """Whether the model's weights differ from those the collection was built with (False
+        where either fingerprint is unknown: a collection from before fingerprints, or a hub
+        model not in the local cache)."""
+        stored = self.store.get_meta("model_fingerprint")
+        if not stored:
+            return False
+        current = model_fingerprint(parse_spec(self.model_spec))
+        return current is not None and current != stored
 
     def close(self) -> None:
         self.store.close()

@@ -53,6 +53,12 @@ def _text_package_dir(package: str) -> Path:
         ) from None
 
 
+def text_package_dir(folder: Path) -> Path:
+    """The model directory of the installed package that holds a builtin model's text tower."""
+    manifest = json.loads((folder / MANIFEST).read_text())
+    return _text_package_dir(manifest["text_package"])
+
+
 def load_builtin_parts(name: str):
     """(family, model, tokenizer, image processor) of a builtin model, as ``hf.load_parts``
     returns them for a checkpoint directory."""
@@ -62,8 +68,7 @@ def load_builtin_parts(name: str):
     )
 
     folder = builtin_dir(name)
-    manifest = json.loads((folder / MANIFEST).read_text())
-    text_dir = _text_package_dir(manifest["text_package"])
+    text_dir = text_package_dir(folder)
     config = VisionTextDualEncoderConfig.from_pretrained(folder)
     text_model = AutoModel.from_pretrained(text_dir, dtype="float32")
     model = VisionTextDualEncoderModel(config=config, text_model=text_model)
