@@ -60,6 +60,22 @@ def test_info_lists_skipped_files_with_reasons(run_cli, photo_dir, tiny_clip_spe
     assert "half.jpg" in human and "12 images" in human
 
 
+def test_a_retrained_model_is_reported_and_refused(run_cli, photo_dir, tiny_clip_dir, tiny_clip_other_dir, tmp_path):
+    model = tmp_path / "final"
+    shutil.copytree(tiny_clip_dir, model)
+    run_cli("index", photo_dir, "-c", "pics", "--model", f"hf:{model}", check=True)
+    before = run_cli("info", "-c", "pics", "--json", check=True).json()
+    assert before["model_fingerprint"].startswith("sha256:") and before["model_changed"] is False
+    shutil.rmtree(model)
+    shutil.copytree(tiny_clip_other_dir, model)  # retrained: same spec, same shapes
+    after = run_cli("info", "-c", "pics", check=True).stdout
+    assert "have changed since this collection was built" in after
+    refused = run_cli("search", "-c", "pics", "a dog")
+    assert refused.returncode != 0
+    assert "weights of hf:" in refused.stderr and "have changed" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 def test_classify(run_cli, photo_dir, tiny_clip_spec, tmp_path):
     result = run_cli("classify", photo_dir / "img_01.jpg", photo_dir / "img_02.jpg", "--labels", "cat,dog,bird",
                      "--model", tiny_clip_spec, "--json", check=True).json()

@@ -24,6 +24,10 @@ def info(collection, all_skipped, as_json):
 def _render(result: dict) -> None:
     console.print(f"[bold]{result['name']}[/]  {result['path']}", highlight=False)
     console.print(f"model      {result['model']}  ({result['dim']}-d)", markup=False, highlight=False)
+    if result["model_fingerprint"]:
+        console.print(f"weights    {result['model_fingerprint']}", highlight=False)
+    if result["model_changed"]:
+        console.print("[red]the model's weights have changed since this collection was built: rebuild it[/]")
     console.print(
         f"items      {result['images']} images, {result['texts']} texts, "
         f"{result['removed']} removed, {result['skipped']} skipped"

@@ -286,6 +286,8 @@ class Collection:
             "path": str(self.path),
             "model": self.model_spec,
             "dim": self.dim,
+            "model_fingerprint": self.store.get_meta("model_fingerprint"),
+            "model_changed": self.model_changed(),
             **counts,
             "vector_rows": self._committed_rows(),
             "disk_bytes": size,
