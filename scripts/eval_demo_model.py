@@ -1,6 +1,7 @@
 """Measure builtin:demo against its quality bar, beside a random-initialised twin.
 
     .venv/bin/python scripts/eval_demo_model.py data/emoji data/clipart [--out results.json]
+        [--model hf:runs/demo/step-250] [--no-baseline]
 
 The twin has the same architecture and the same frozen text tower; only the trained parts
 (image tower, projections) are left at their random initialisation.
@@ -32,19 +33,21 @@ def main() -> None:
     parser.add_argument("clipart")
     parser.add_argument("--out")
     parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--model", default="builtin:demo", help="a checkpoint of the same shape, e.g. hf:runs/demo/final")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the random-initialised twin")
     args = parser.parse_args()
     table = {}
-    for name in ("trained", "random-init"):
-        encoder = load_encoder("builtin:demo", precision=args.precision)
+    for name in ("trained",) if args.no_baseline else ("trained", "random-init"):
+        encoder = load_encoder(args.model, precision=args.precision)
         if name == "random-init":
             encoder = random_twin(encoder)
         results = demo_metrics(encoder, args.emoji, args.clipart)
         table[name] = {task: r.metrics for task, r in results.items()}
         print(name, "below the bar:", below_bar(results) or "none")
-    print("| task | metric | bar | trained | random-init |\n|---|---|---|---|---|")
+    print("| task | metric | bar | " + " | ".join(table) + " |\n|---|---|---|" + "---|" * len(table))
     for task, bars in BAR.items():
         for metric, bar in bars.items():
-            print(f"| {task} | {metric} | {bar} | {table['trained'][task][metric]:.3f} | {table['random-init'][task][metric]:.3f} |")
+            print(f"| {task} | {metric} | {bar} | " + " | ".join(f"{t[task][metric]:.3f}" for t in table.values()) + " |")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(table, f, indent=2)

