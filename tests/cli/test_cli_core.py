@@ -74,6 +74,11 @@ def test_a_retrained_model_is_reported_and_refused(run_cli, photo_dir, tiny_clip
     assert refused.returncode != 0
     assert "weights of hf:" in refused.stderr and "have changed" in refused.stderr
     assert "Traceback" not in refused.stderr
+    shutil.rmtree(model)  # the model gone: info still answers, search says why in one line
+    gone = run_cli("info", "-c", "pics", "--json", check=True).json()
+    assert gone["model_changed"] is None and gone["images"] == 12
+    refused = run_cli("search", "-c", "pics", "a dog")
+    assert refused.returncode != 0 and "does not exist" in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_classify(run_cli, photo_dir, tiny_clip_spec, tmp_path):

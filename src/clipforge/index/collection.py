@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CollectionError, InputError, ModelMismatchError, NotFoundError
+from ..errors import ClipforgeError, CollectionError, InputError, ModelMismatchError, NotFoundError
 from ..models.fingerprint import model_fingerprint
 from ..models.spec import parse_spec
 from ..paths import resolve_collection_path
@@ -278,6 +278,13 @@ class Collection:
         self.vectors.rows = self._committed_rows()
         return self.vectors.read(rows)
 
+    def _model_changed_or_unknown(self) -> bool | None:
+        # info must work even when the model is gone (a deleted run directory): None, unknown.
+        try:
+            return self.model_changed()
+        except ClipforgeError:
+            return None
+
     def info(self, skipped_limit: int | None = 100) -> dict[str, Any]:
         counts = self.store.counts()
         size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
@@ -287,7 +294,7 @@ class Collection:
             "model": self.model_spec,
             "dim": self.dim,
             "model_fingerprint": self.store.get_meta("model_fingerprint"),
-            "model_changed": self.model_changed(),
+            "model_changed": self._model_changed_or_unknown(),
             **counts,
             "vector_rows": self._committed_rows(),
             "disk_bytes": size,
