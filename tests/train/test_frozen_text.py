@@ -96,5 +96,8 @@ def test_identity_text_projection_keeps_the_text_towers_own_embeddings():
 def test_identity_text_projection_is_refused_outside_dual_encoders():
     with pytest.raises(InputError, match="arch dual"):
         validate(build_config({"data.train": "x", "model.arch": "clip", "model.text_projection": "identity"}))
+    with pytest.raises(InputError, match="no init"):
+        validate(build_config({"data.train": "x", "model.arch": "dual", "model.init": "hf:run/final",
+                               "model.text_projection": "identity"}))
     with pytest.raises(InputError, match="not one of"):
         validate(build_config({"data.train": "x", "model.arch": "dual", "model.text_projection": "orthogonal"}))

@@ -266,8 +266,11 @@ def validate(config: TrainConfig) -> None:
     for key in ("max_steps", "run_steps"):
         if flat[key] is not None and flat[key] < 1:
             raise InputError(f"config key '{key}' must be at least 1, got {flat[key]}")
-    if config.model.text_projection != "random" and config.model.arch != "dual":
-        raise InputError("model.text_projection applies to arch dual only: CLIP and SigLIP keep their own projections")
+    if config.model.text_projection != "random" and (config.model.arch != "dual" or config.model.init):
+        raise InputError(
+            "model.text_projection applies to a dual encoder built from towers (arch dual, no init): "
+            "CLIP, SigLIP and --init checkpoints keep their own projections"
+        )
     if not 0 < config.data.crop_scale <= 1:
         raise InputError(f"config key 'data.crop_scale' must be in (0, 1], got {config.data.crop_scale}")
     if config.optim.lr <= 0 or not config.recall_k or min(config.recall_k) < 1:
