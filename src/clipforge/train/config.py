@@ -31,6 +31,9 @@ class ModelConfig:
     init: str | None = _doc("fine-tune this CLIP/SigLIP/dual checkpoint (hf:<dir or hub id>)", None)
     text_tower: str | None = _doc("dual: pretrained text encoder, a directory or package:<name>", None)
     vision_tower: str | None = _doc("dual: pretrained vision encoder directory (default: preset)", None)
+    vision_arch: str = _doc(
+        "dual, image tower built from scratch: vit (CLIP's) or convnext (learns more from a few thousand images)", "vit"
+    )
     text_pooling: str = _doc(
         "dual: text features from the tower's pooler or the mean of its token states "
         "(auto: mean for a sentence-transformers tower, else pooler)", "auto"
@@ -109,6 +112,7 @@ CHOICES = {
     "model.arch": ("clip", "siglip", "dual"),
     "model.text_pooling": ("auto", "pooler", "mean"),
     "model.text_projection": ("random", "identity"),
+    "model.vision_arch": ("vit", "convnext"),
     "loss": ("auto", "clip", "siglip"),
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "device": ("auto", "cpu", "cuda", "mps"),
@@ -270,6 +274,13 @@ def validate(config: TrainConfig) -> None:
         raise InputError(
             "model.text_projection applies to a dual encoder built from towers (arch dual, no init): "
             "CLIP, SigLIP and --init checkpoints keep their own projections"
+        )
+    if config.model.vision_arch != "vit" and (
+        config.model.arch != "dual" or config.model.init or config.model.vision_tower
+    ):
+        raise InputError(
+            "model.vision_arch applies to an image tower built from scratch in a dual encoder "
+            "(arch dual, no init, no vision_tower)"
         )
     if not 0 < config.data.crop_scale <= 1:
         raise InputError(f"config key 'data.crop_scale' must be in (0, 1], got {config.data.crop_scale}")

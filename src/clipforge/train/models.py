@@ -170,6 +170,8 @@ def _assemble_dual(config: ModelConfig, seed: int, words: tuple[str, ...]) -> Tr
             pooling = "mean"
     if config.vision_tower:
         vision = _load_tower(resolve_tower(config.vision_tower), "image")
+    elif config.vision_arch != "vit":
+        vision = presets.make_vision_tower(config.preset, config.vision_arch, seed)
     identity = config.text_projection == "identity"
     model, tokenizer, processor = presets.make_dual_encoder(
         config.preset, seed, words, vision=vision, text=text, tokenizer=tokenizer,
@@ -215,7 +217,9 @@ def _is_mean_pooled_sentence_encoder(path: Path) -> bool:
 
 
 def _layer_list(tower: nn.Module) -> tuple[str, nn.ModuleList]:
-    lists = [(n, m) for n, m in tower.named_modules() if isinstance(m, nn.ModuleList) and n.endswith(("layers", "layer"))]
+    # Transformer layers, or a ConvNeXt's stages.
+    names = ("layers", "layer", "stages")
+    lists = [(n, m) for n, m in tower.named_modules() if isinstance(m, nn.ModuleList) and n.endswith(names)]
     if not lists:
         raise InputError(f"cannot find the layers of {type(tower).__name__} to lock all but the last ones")
     return max(lists, key=lambda item: len(item[1]))
