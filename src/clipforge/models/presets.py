@@ -189,9 +189,8 @@ VISION_ARCHS = ("vit", "convnext")
 
 
 def make_vision_tower(preset: str = "tiny", arch: str = "vit", seed: int | None = None):
-    """A random image tower of the preset's input size: CLIP's ViT, or a ConvNeXt, whose
-    convolutions carry the locality prior that a ViT must learn from data, and so learn more
-    from a few thousand images. ``seed`` seeds its initialisation alone."""
+    """A random image tower of the preset's input size: CLIP's ViT, or a ConvNeXt (as in
+    open_clip's ConvNeXt CLIPs). ``seed`` seeds its initialisation alone."""
     from transformers import CLIPVisionConfig, CLIPVisionModel, ConvNextConfig, ConvNextModel
 
     p = get_preset(preset)

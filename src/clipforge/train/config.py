@@ -32,7 +32,7 @@ class ModelConfig:
     text_tower: str | None = _doc("dual: pretrained text encoder, a directory or package:<name>", None)
     vision_tower: str | None = _doc("dual: pretrained vision encoder directory (default: preset)", None)
     vision_arch: str = _doc(
-        "dual, image tower built from scratch: vit (CLIP's) or convnext (learns more from a few thousand images)", "vit"
+        "dual, image tower built from scratch: vit (CLIP's) or convnext (a ConvNeXt of the preset's size)", "vit"
     )
     text_pooling: str = _doc(
         "dual: text features from the tower's pooler or the mean of its token states "
