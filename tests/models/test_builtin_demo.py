@@ -10,17 +10,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clipforge.data.builders import EmojiConfig, build_emoji
+from clipforge.data.builders import ClipartConfig, EmojiConfig, build_clipart, build_emoji
+from clipforge.data.builders.clipart import DEFAULT_PNG_DIR, DEFAULT_SVG_DIR
 from clipforge.data.builders.emoji import DEFAULT_CLDR, DEFAULT_EMOJI_TEST, DEFAULT_FONT
 from clipforge.eval import RetrievalDataset, evaluate_retrieval
 from clipforge.eval.demo import BAR, emoji_groups_dataset, emoji_names_dataset
 from clipforge.eval.evaluate import ZeroShotConfig, evaluate_zeroshot
+from clipforge.eval.formats import load_retrieval_dataset
 from clipforge.models import load_encoder
 from clipforge.models.builtin import BUILTIN_DIR, WEIGHTS
 
 need_emoji = pytest.mark.skipif(
     not (DEFAULT_FONT.exists() and DEFAULT_CLDR.exists() and DEFAULT_EMOJI_TEST.exists()),
     reason="needs fonts-noto-color-emoji, unicode-cldr-core and unicode-data (.ci/apt-deps.sh)",
+)
+need_clipart = pytest.mark.skipif(
+    not (DEFAULT_PNG_DIR.exists() and DEFAULT_SVG_DIR.exists()),
+    reason="needs openclipart-png and openclipart-svg (.ci/apt-deps.sh)",
 )
 RED_APPLE = "1f34e"
 
@@ -124,3 +130,18 @@ def test_emoji_group_zero_shot_on_the_test_split_stays_where_it_was_measured(dem
     result = evaluate_zeroshot(demo, data, ZeroShotConfig())
     print("emoji groups zero-shot acc@1", result.metrics["acc1"])
     assert result.metrics["acc1"] >= 0.3, result.metrics
+
+
+@need_clipart
+def test_clipart_retrieval_on_the_full_test_split_stays_where_it_was_measured(demo, tmp_path_factory):
+    # The bar is R@5 0.3 and the model does not meet it (0.277 measured at 256 px, see the
+    # model card). A subset of the gallery would inflate recall, so this builds the whole
+    # dataset (at the model's input size) and guards the measured level, far above the
+    # random-init baseline (0.004), against regressions.
+    out = tmp_path_factory.mktemp("clipart") / "clipart"
+    build_clipart(out, ClipartConfig(max_size=64))
+    data = load_retrieval_dataset(out, split="test")
+    assert len(data.images) > 500
+    result = evaluate_retrieval(demo, data)
+    print("clip-art test R@5", result.metrics["image_retrieval_recall@5"])
+    assert result.metrics["image_retrieval_recall@5"] >= 0.25, result.metrics
