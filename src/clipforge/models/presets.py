@@ -185,7 +185,6 @@ CONVNEXT_STAGES = {
     "small": ((48, 96, 192, 384), (2, 2, 6, 2)),
     "base": ((96, 192, 384, 768), (3, 3, 9, 3)),
 }
-VISION_ARCHS = ("vit", "convnext")
 
 
 def make_vision_tower(preset: str = "tiny", arch: str = "vit", seed: int | None = None):
@@ -199,7 +198,7 @@ def make_vision_tower(preset: str = "tiny", arch: str = "vit", seed: int | None 
     if arch == "vit":
         return CLIPVisionModel(CLIPVisionConfig(**_vision_kwargs(p)))
     if arch != "convnext":
-        raise ValueError(f"unknown vision arch {arch!r}; choose one of {', '.join(VISION_ARCHS)}")
+        raise ValueError(f"unknown vision arch {arch!r}; choose vit or convnext")
     widths, depths = CONVNEXT_STAGES[preset]
     config = ConvNextConfig(
         num_channels=3, num_stages=len(widths), hidden_sizes=list(widths), depths=list(depths),
