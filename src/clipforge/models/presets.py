@@ -198,7 +198,9 @@ def make_vision_tower(preset: str = "tiny", arch: str = "vit", seed: int | None 
     if arch == "vit":
         return CLIPVisionModel(CLIPVisionConfig(**_vision_kwargs(p)))
     if arch != "convnext":
-        raise ValueError(f"unknown vision arch {arch!r}; choose vit or convnext")
+        from ..errors import InputError
+
+        raise InputError(f"unknown vision arch {arch!r}; choose vit or convnext")
     widths, depths = CONVNEXT_STAGES[preset]
     config = ConvNextConfig(
         num_channels=3, num_stages=len(widths), hidden_sizes=list(widths), depths=list(depths),
