@@ -97,6 +97,14 @@ def test_classify(run_cli, photo_dir, tiny_clip_spec, tmp_path):
     refused = run_cli("classify", photo_dir / "img_01.jpg", "--labels", "cat,dog", "--templates", bad,
                       "--model", tiny_clip_spec)
     assert refused.returncode != 0 and "{}" in refused.stderr
+    memory = tmp_path / "memory.txt"
+    memory.write_text("a dog\n")
+    bare = tmp_path / "bare.txt"
+    bare.write_text("{}\n")
+    through = run_cli("classify", photo_dir / "img_01.jpg", "--labels", "a cat,a dog", "--templates", bare,
+                      "--text-memory", memory, "--model", tiny_clip_spec, "--json", check=True).json()
+    assert through["text_memory"]["captions"] == 1 and custom["text_memory"] is None
+    assert through["results"][0]["predictions"][0]["label"] == "a dog"
 
 
 def one_line_error(result, *fragments):

@@ -176,6 +176,25 @@ def test_zeroshot_classnames_and_template_set(clipforge, tiny_clip_spec, tmp_pat
     assert out["details"]["templates"] == "openai-imagenet-7"
 
 
+def test_zeroshot_through_a_text_memory(clipforge, tiny_clip_spec, tmp_path):
+    # A memory of the one caption "a dog" reads every image as that text: with the bare
+    # class name as the prompt, every image is classified "a dog", so half are right.
+    data = image_folder(tmp_path / "val", {"a cat": 2, "a dog": 2})
+    (tmp_path / "memory.txt").write_text("a dog\n")
+    (tmp_path / "bare.txt").write_text("{}\n")
+    args = ("eval", "zeroshot", "--model", tiny_clip_spec, "--data", data, "--templates", tmp_path / "bare.txt",
+            "--json", *FP32)
+    code, out, err = clipforge(*args, "--text-memory", tmp_path / "memory.txt")
+    assert code == 0, err
+    out = json.loads(out)
+    assert out["metrics"]["acc1"] == 0.5 and out["metrics"]["mean_per_class_recall"] == 0.5
+    assert out["details"]["text_memory"]["captions"] == 1
+    code, out, err = clipforge(*args, "--text-memory", "off")
+    assert code == 0 and json.loads(out)["details"]["text_memory"] is None
+    code, out, err = clipforge(*args, "--text-memory", tmp_path / "missing.txt")
+    assert code == 3 and "captions file" in err and "Traceback" not in err
+
+
 # --- the installed executable ----------------------------------------------------------
 
 

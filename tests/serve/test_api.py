@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+import httpx
 import numpy as np
 import pytest
 
@@ -154,6 +155,32 @@ def test_classify_json_and_multipart(client, library):
     assert duplicate.status_code == 400
     assert client.post("/classify", json={"image": base64.b64encode(data).decode(), "labels": ["a"],
                                           "templates": ["no slot"]}).status_code == 400
+    assert as_json.json()["text_memory"] is None  # the tiny model ships none
+
+
+def test_classify_reads_through_the_models_text_memory_unless_asked_not_to(tmp_path, tiny_clip_dir, library):
+    import shutil
+
+    from clipforge.search.text_memory import MEMORY_FILE, TextMemory
+
+    from .conftest import build_collection, start
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_clip_dir, model)
+    TextMemory(library.encoder.encode_texts(["a dog"]), top_k=1).save(model / MEMORY_FILE)
+    running = start(build_collection(tmp_path, f"hf:{model}", name="remembering"))
+    try:
+        _, data = image_file(library, "img_03.jpg")
+        body = {"image": base64.b64encode(data).decode(), "labels": ["a cat", "a dog"], "templates": ["{}"]}
+        through = httpx.post(f"{running.url}/classify", json=body, timeout=30).json()
+        plain = httpx.post(f"{running.url}/classify", json={**body, "text_memory": False}, timeout=30).json()
+    finally:
+        running.stop()
+    # The memory holds one caption, "a dog": the image reads as exactly that text.
+    assert through["text_memory"] == f"hf:{model}" and plain["text_memory"] is None
+    assert through["predictions"][0]["label"] == "a dog"
+    assert through["predictions"][0]["score"] == pytest.approx(1, abs=1e-2)
+    assert max(p["score"] for p in plain["predictions"]) < 0.99
 
 
 def test_openapi_documents_every_route(client):

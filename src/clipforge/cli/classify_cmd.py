@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from ..errors import InputError, NotFoundError
-from .common import model_options
+from .common import model_options, text_memory_option
 from .output import console, emit, json_option
 
 
@@ -21,12 +21,14 @@ from .output import console, emit, json_option
 @click.option("--templates", type=click.Path(path_type=Path), default=None,
               help="File with one prompt template per line, each with a '{}' for the label.")
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Labels to show per image.")
+@text_memory_option
 @model_options
 @json_option
-def classify(images, labels, model, collection, templates, top, device, precision, as_json):
+def classify(images, labels, model, collection, templates, top, text_memory, device, precision, as_json):
     """Zero-shot classify IMAGES against LABELS."""
     from ..models import load_encoder
     from ..search.classify import DEFAULT_TEMPLATES, classify as run_classify, load_templates
+    from ..search.text_memory import resolve_text_memory
 
     names = [label.strip() for label in labels.split(",") if label.strip()]
     if len(names) < 2:
@@ -37,10 +39,12 @@ def classify(images, labels, model, collection, templates, top, device, precisio
     spec = model or _collection_model(collection)
     prompt_templates = load_templates(templates) if templates else list(DEFAULT_TEMPLATES)
     encoder = load_encoder(spec, device=device, precision=precision)
-    predictions = run_classify(encoder, [str(p) for p in images], names, prompt_templates)
+    memory = resolve_text_memory(encoder, text_memory)
+    predictions = run_classify(encoder, [str(p) for p in images], names, prompt_templates, memory)
     result = {
         "model": str(encoder.spec),
         "templates": len(prompt_templates),
+        "text_memory": memory.describe() if memory is not None else None,
         "results": [
             {"image": str(path), "predictions": [p.__dict__ for p in ranked[:top]]}
             for path, ranked in zip(images, predictions)
@@ -59,6 +63,10 @@ def _collection_model(collection: str | None) -> str:
 
 
 def _render(result: dict) -> None:
+    memory = result["text_memory"]
+    if memory:
+        console.print(f"[dim]images read through the text memory of {memory['source']} "
+                      f"({memory['captions']:,} captions); --text-memory off for prompts only[/dim]")
     for entry in result["results"]:
         table = Table(title=entry["image"], show_header=True, header_style="bold", box=None, title_justify="left")
         table.add_column("label")

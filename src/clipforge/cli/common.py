@@ -17,6 +17,13 @@ collection_option = click.option(
 )
 
 
+text_memory_option = click.option(
+    "--text-memory", "text_memory", default="auto", show_default=True, metavar="auto|off|FILE",
+    help="Read images through a caption memory before classifying: auto = the model's own, if it "
+         "ships one; off = prompts only, as CLIP_benchmark; FILE = a .safetensors memory or captions, one per line.",
+)
+
+
 def model_options(func):
     """--device and --precision, for every command that runs a model."""
     func = click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,

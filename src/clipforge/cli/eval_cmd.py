@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import InputError
-from .common import model_options
+from .common import model_options, text_memory_option
 from .output import console, emit, json_option
 
 _data_path = click.Path(path_type=Path)
@@ -83,11 +83,12 @@ def retrieval(model, collection, data, images, split, recall_k, batch_size, out,
 @click.option("--classnames", type=_data_path, default=None, help="File with one class name per line.")
 @click.option("--templates", default=None, metavar="SET|FILE",
               help="openai-imagenet-80 (default), openai-imagenet-7, or a file with one template per line.")
+@text_memory_option
 @batch_option
 @out_option
 @model_options
 @json_option
-def zeroshot(model, data, split, classnames, templates, batch_size, out, device, precision, as_json):
+def zeroshot(model, data, split, classnames, templates, text_memory, batch_size, out, device, precision, as_json):
     """Zero-shot top-1/top-5 accuracy and mean per-class recall."""
     from ..eval import EncodeConfig, ZeroShotConfig, evaluate_zeroshot, load_classification_dataset
     from ..eval.templates import resolve_templates
@@ -96,7 +97,8 @@ def zeroshot(model, data, split, classnames, templates, batch_size, out, device,
     dataset = load_classification_dataset(data, split=split, classnames=classnames)
     resolve_templates(templates, dataset.templates)  # a bad template fails before the model loads
     click.echo(f"evaluating {dataset.describe()}", err=True)
-    config = ZeroShotConfig(templates=templates, encode=EncodeConfig(image_batch_size=batch_size))
+    config = ZeroShotConfig(templates=templates, text_memory=text_memory,
+                            encode=EncodeConfig(image_batch_size=batch_size))
     result = evaluate_zeroshot(load_encoder(model, device, precision), dataset, config)
     _finish(result.to_dict(), out, as_json)
 

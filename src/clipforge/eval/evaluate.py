@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import InputError, NotFoundError
 from ..search.classify import build_classifier
+from ..search.text_memory import resolve_text_memory
 from .dataset import ClassificationDataset, ImageRef, RetrievalDataset
 from .encode import EncodeConfig, encode_images, encode_texts
 from .ranking import DEFAULT_BLOCK
@@ -60,6 +61,7 @@ class RetrievalConfig:
 @dataclass
 class ZeroShotConfig:
     templates: str | None = None  # a set name or a file; None: the dataset's own, else the default set
+    text_memory: str = "auto"  # "auto" (the model's own, if any), "off", or a file: search.text_memory
     block: int = DEFAULT_BLOCK
     encode: EncodeConfig = field(default_factory=EncodeConfig)
 
@@ -97,10 +99,14 @@ def evaluate_zeroshot(encoder, data: ClassificationDataset, config: ZeroShotConf
     config = config or ZeroShotConfig()
     check_labels(data.labels, len(data.classnames))
     template_name, templates = resolve_templates(config.templates, data.templates)
+    memory = resolve_text_memory(encoder, config.text_memory)
     classifier = build_classifier(encoder, data.classnames, templates)
     image_emb = encode_images(encoder, data.images, config.encode)
+    if memory is not None:
+        image_emb = memory.project(image_emb)
     metrics = classification_metrics(classification_ranks(image_emb, classifier, data.labels, config.block))
-    details = _details(encoder, data, classes=len(data.classnames), templates=template_name, prompts=len(templates))
+    details = _details(encoder, data, classes=len(data.classnames), templates=template_name, prompts=len(templates),
+                       text_memory=memory.describe() if memory is not None else None)
     return EvalResult(data.name, str(encoder.spec), "zeroshot_classification", metrics, details=details)
 
 

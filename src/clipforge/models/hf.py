@@ -166,6 +166,7 @@ class Encoder:
     dtype: torch.dtype
     max_text_length: int
     dim: int = 0
+    text_memory: object = None  # search.text_memory.TextMemory the model ships, used by classify
 
     @property
     def precision(self) -> str:
@@ -227,6 +228,21 @@ class Encoder:
         return self.encode_pixels(self.preprocess.normalize(np.stack(arrays)), batch_size=batch_size)
 
 
+def _shipped_text_memory(spec: ModelSpec, dim: int):
+    from ..search.text_memory import find_model_memory
+
+    if spec.scheme == "builtin":
+        from .builtin import builtin_dir
+
+        folder = builtin_dir(spec.target)
+    else:
+        folder = spec.target if spec.is_local else None
+    memory = find_model_memory(folder, dim)
+    if memory is not None:
+        memory.source = str(spec)  # reports name the model, not where it is installed
+    return memory
+
+
 def _normalized(features: torch.Tensor) -> np.ndarray:
     features = features.float()
     features = features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -260,6 +276,7 @@ def load_hf_encoder(spec: ModelSpec, device: str = "auto", precision: str = "aut
         max_text_length=max_text_length_of(model, tokenizer),
     )
     encoder.dim = int(encoder.encode_texts(["a"]).shape[1])
+    encoder.text_memory = _shipped_text_memory(spec, encoder.dim)
     log.info("loaded %s (%s, dim %d) on %s in %s", spec, family, encoder.dim, torch_device, encoder.precision)
     return encoder
 

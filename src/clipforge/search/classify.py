@@ -4,6 +4,9 @@ Each label's class vector is the mean of its L2-normalised template embeddings,
 renormalised. An image is scored against every class vector by cosine similarity; the
 probabilities follow the checkpoint's own head: a softmax over labels for CLIP-style models,
 an independent sigmoid per label for SigLIP.
+
+A model that ships a text memory (``search.text_memory``) has its image vectors read
+through it first, unless the caller turns it off.
 """
 
 from __future__ import annotations
@@ -90,11 +93,20 @@ def classify(
     images: Sequence,
     labels: Sequence[str],
     templates: Sequence[str] = DEFAULT_TEMPLATES,
+    text_memory="auto",
 ) -> list[list[Prediction]]:
-    """For each image (a path or PIL image), every label ranked from most to least likely."""
+    """For each image (a path or PIL image), every label ranked from most to least likely.
+    ``text_memory``: "auto" (the model's own, if it ships one), "off", a file, or a
+    ``TextMemory``."""
+    from .text_memory import TextMemory, resolve_text_memory
+
     labels = check_labels(labels)
+    memory = text_memory if isinstance(text_memory, TextMemory) else resolve_text_memory(encoder, text_memory)
     classifier = build_classifier(encoder, labels, templates)
-    similarities = encoder.encode_images(images) @ classifier.T
+    image_emb = encoder.encode_images(images)
+    if memory is not None:
+        image_emb = memory.project(image_emb)
+    similarities = image_emb @ classifier.T
     probabilities = class_probabilities(similarities, encoder.logit_scale, encoder.logit_bias)
     results = []
     for sims, probs in zip(similarities, probabilities):

@@ -55,7 +55,9 @@ def _embed_images(encoder, images: list[bytes], limits: Limits):
 
 def _classify(encoder, body: ClassifyRequest, limits: Limits):
     picture = load_query_image(body.image, encoder.preprocess.draft_size, max_pixels=limits.max_image_pixels)
-    return classify(encoder, [picture], body.labels, body.templates or DEFAULT_TEMPLATES)[0]
+    memory = encoder.text_memory if body.text_memory else None
+    predictions = classify(encoder, [picture], body.labels, body.templates or DEFAULT_TEMPLATES, memory or "off")[0]
+    return predictions, memory.source if memory is not None else None
 
 
 def _add_texts(served: Served, body: AddTextsRequest, device: str, precision: str) -> dict:
@@ -115,8 +117,8 @@ async def classify_image(request: Request, service: ServiceDep) -> ClassifyRespo
     """Zero-shot probabilities of one image over the given labels."""
     body = await parse_body(request, ClassifyRequest, service.limits, multipart=True)
     served = service.get(body.collection)
-    predictions = await service.run(_classify, service.encoder(served), body, service.limits)
-    return ClassifyResponse(collection=served.name, model=served.collection.model_spec,
+    predictions, memory = await service.run(_classify, service.encoder(served), body, service.limits)
+    return ClassifyResponse(collection=served.name, model=served.collection.model_spec, text_memory=memory,
                             predictions=[PredictionOut(**vars(p)) for p in predictions])
 
 

@@ -169,6 +169,7 @@ class ClassifyRequest(_Request):
     image: ImageData
     labels: list[str] = Field(min_length=1)
     templates: list[str] | None = Field(None, min_length=1, description="prompt templates, each with one '{}'")
+    text_memory: bool = Field(True, description="read the image through the model's text memory, if it ships one")
 
     @field_validator("labels", "templates")
     @classmethod
@@ -237,6 +238,7 @@ class PredictionOut(BaseModel):
 class ClassifyResponse(BaseModel):
     collection: str
     model: str
+    text_memory: str | None = Field(description="whose text memory the image was read through; null: prompts only")
     predictions: list[PredictionOut]
 
 
