@@ -103,3 +103,15 @@ def export_builtin(model_dir: str | Path, out: str | Path, text_package: str) ->
     shutil.copyfile(model_dir / "preprocessor_config.json", out / "preprocessor_config.json")
     (out / MANIFEST).write_text(json.dumps({"text_package": text_package}, indent=2) + "\n")
     return out
+
+
+def write_text_memory(name: str, captions_dataset: str | Path, split: str = "train") -> Path:
+    """Ship, beside builtin model ``name``, a text memory of a dataset split's captions (its
+    training captions: no labels), encoded by the model's text tower."""
+    from ..eval.formats import load_retrieval_dataset
+    from ..search.text_memory import MEMORY_FILE, TextMemory
+    from . import load_encoder
+
+    captions = load_retrieval_dataset(captions_dataset, split=split).captions
+    encoder = load_encoder(f"builtin:{name}", device="cpu", precision="fp32")
+    return TextMemory.from_texts(encoder, captions).save(builtin_dir(name) / MEMORY_FILE)
