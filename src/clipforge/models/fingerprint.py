@@ -23,10 +23,7 @@ _CHUNK = 8 << 20
 
 
 def _weight_files(folder: Path) -> list[Path]:
-    from ..search.text_memory import MEMORY_FILE
-
-    # A text memory only changes how classification reads image vectors, not the vectors.
-    files = [p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file() and p.name != MEMORY_FILE]
+    files = [p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file()]
     config = folder / "config.json"  # a changed architecture with the same weight file names
     return sorted(files + ([config] if config.is_file() else []))
 
