@@ -52,17 +52,19 @@ def test_bad_memories_are_refused():
         TextMemory(np.eye(4), top_k=0)
     with pytest.raises(InputError, match="temperature"):
         TextMemory(np.eye(4), temperature=0)
+    with pytest.raises(InputError, match="image_mix"):
+        TextMemory(np.eye(4), image_mix=1.5)
     with pytest.raises(InputError, match="the text memory has 4-d vectors, but these image vectors are 3-d ones"):
         TextMemory(np.eye(4)).project(np.eye(3))
 
 
 def test_save_and_load_keep_vectors_and_settings(tmp_path):
     rng = np.random.default_rng(2)
-    memory = TextMemory(_unit(rng.normal(size=(30, 16))), top_k=4, temperature=25.0)
+    memory = TextMemory(_unit(rng.normal(size=(30, 16))), top_k=4, temperature=25.0, image_mix=0.25)
     path = memory.save(tmp_path / MEMORY_FILE)
     assert not list(tmp_path.glob("*.tmp"))
     loaded = TextMemory.load(path)
-    assert (loaded.top_k, loaded.temperature, loaded.source) == (4, 25.0, str(path))
+    assert (loaded.top_k, loaded.temperature, loaded.source, loaded.image_mix) == (4, 25.0, str(path), 0.25)
     np.testing.assert_allclose(loaded.vectors, memory.vectors, atol=1e-3)  # stored as float16
 
 
@@ -103,6 +105,35 @@ def test_resolving_a_memory(clip, tmp_path):
     wrong = TextMemory(np.eye(clip.dim + 1)).save(tmp_path / "wrong.safetensors")
     with pytest.raises(InputError, match="but the model makes"):
         resolve_text_memory(clip, wrong)
+
+
+def test_image_mix_moves_image_vectors_towards_their_projection():
+    rng = np.random.default_rng(3)
+    captions, images = _unit(rng.normal(size=(40, 8))), _unit(rng.normal(size=(5, 8)))
+    assert TextMemory(captions).blend(images) is images  # no mix: untouched
+    memory = TextMemory(captions, top_k=3, image_mix=0.25)
+    expected = _unit(0.75 * images + 0.25 * memory.project(images))
+    np.testing.assert_allclose(memory.blend(images), expected, atol=1e-6)
+
+
+def test_a_mixing_memory_changes_the_models_image_vectors_and_its_collections_fingerprint(
+    clip, tiny_clip_dir, photo_dir, tmp_path
+):
+    from clipforge import Collection
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_clip_dir, folder)
+    photos = sorted(photo_dir.glob("*.jpg"))[:3]
+    with Collection.create(tmp_path / "c", model=f"hf:{folder}") as c:
+        c.add_images([photo_dir], workers=0)
+    memory = TextMemory(clip.encode_texts(["a dog", "a cat", "a car"]), top_k=2, image_mix=0.5)
+    memory.save(folder / MEMORY_FILE)
+    mixing = load_encoder(f"hf:{folder}", precision="fp32")
+    raw = clip.encode_images(photos)
+    np.testing.assert_allclose(mixing.encode_images(photos), memory.blend(raw), atol=1e-3)
+    assert np.abs(mixing.encode_images(photos) - raw).max() > 0.05
+    with Collection.open(tmp_path / "c") as c:
+        assert c.model_changed()  # vectors made without the memory no longer fit
 
 
 def test_a_model_folder_ships_its_memory_and_a_wrong_one_fails_at_load(clip, tiny_clip_dir, tmp_path):

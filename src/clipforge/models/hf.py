@@ -166,7 +166,7 @@ class Encoder:
     dtype: torch.dtype
     max_text_length: int
     dim: int = 0
-    text_memory: object = None  # search.text_memory.TextMemory the model ships, used by classify
+    text_memory: object = None  # the search.text_memory.TextMemory the model ships, if any
 
     @property
     def precision(self) -> str:
@@ -206,7 +206,8 @@ class Encoder:
         for start in range(0, tensor.shape[0], batch_size):
             chunk = tensor[start : start + batch_size].to(self.device, self.dtype)
             out.append(_normalized(pooled_features(self.model.get_image_features(pixel_values=chunk))))
-        return _stack(out, self.dim)
+        vectors = _stack(out, self.dim)
+        return vectors if self.text_memory is None else self.text_memory.blend(vectors)
 
     def encode_images(
         self,
