@@ -146,12 +146,13 @@ def test_emoji_group_zero_shot_on_the_test_split_meets_the_bar_through_the_text_
 
 @need_emoji
 def test_emoji_group_zero_shot_with_prompts_only_stays_where_it_was_measured(demo, emoji):
-    # The plain prompt classifier, as CLIP_benchmark computes it: 0.244 measured at 96 px
-    # (see the model card), above the random-init baseline (0.093). This guards that level.
+    # The plain prompt classifier, as CLIP_benchmark computes it, over the model's image
+    # vectors (which blend in a quarter of their projection): 0.399 measured at 96 px and at
+    # 64 px (see the model card), above the random-init baseline (0.069). This guards that level.
     result = evaluate_zeroshot(demo, emoji_groups_dataset(emoji), ZeroShotConfig(text_memory="off"))
     print("emoji groups zero-shot, prompts only", result.metrics)
     assert result.details["text_memory"] is None
-    assert result.metrics["acc1"] >= 0.2, result.metrics
+    assert result.metrics["acc1"] >= 0.35, result.metrics
 
 
 @need_emoji
@@ -178,13 +179,11 @@ def _names(emoji: Path, split: str) -> list[str]:
 
 
 @need_clipart
-def test_clipart_retrieval_on_the_full_test_split_stays_where_it_was_measured(demo, clipart):
-    # The bar is R@5 0.3, met by a hair (0.3002 measured at 256 px, see the model card), so
-    # this is not the bar. A subset of the gallery would inflate recall, so this uses the
-    # whole dataset (at the model's input size: 0.294 measured there) and guards that level,
-    # far above the random-init baseline (0.004) and above the previous model's 0.274.
+def test_clipart_retrieval_on_the_full_test_split_meets_the_bar(demo, clipart):
+    # A subset of the gallery would inflate recall, so this uses the whole test split, at the
+    # model's input size (0.320 measured there, 0.322 at 256 px; random init 0.004).
     data = load_retrieval_dataset(clipart, split="test")
     assert len(data.images) > 500
     result = evaluate_retrieval(demo, data)
     print("clip-art test R@5", result.metrics["image_retrieval_recall@5"])
-    assert result.metrics["image_retrieval_recall@5"] >= 0.28, result.metrics
+    assert result.metrics["image_retrieval_recall@5"] >= BAR["clipart_test"]["image_retrieval_recall@5"], result.metrics

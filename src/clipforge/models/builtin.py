@@ -105,13 +105,15 @@ def export_builtin(model_dir: str | Path, out: str | Path, text_package: str) ->
     return out
 
 
-def write_text_memory(name: str, captions_dataset: str | Path, split: str = "train") -> Path:
+def write_text_memory(name: str, captions_dataset: str | Path, split: str = "train", image_mix: float = 0.0) -> Path:
     """Ship, beside builtin model ``name``, a text memory of a dataset split's captions (its
-    training captions: no labels), encoded by the model's text tower."""
+    training captions: no labels), encoded by the model's text tower; ``image_mix``: see
+    ``search.text_memory``."""
     from ..eval.formats import load_retrieval_dataset
     from ..search.text_memory import MEMORY_FILE, TextMemory
     from . import load_encoder
 
     captions = load_retrieval_dataset(captions_dataset, split=split).captions
     encoder = load_encoder(f"builtin:{name}", device="cpu", precision="fp32")
-    return TextMemory.from_texts(encoder, captions).save(builtin_dir(name) / MEMORY_FILE)
+    memory = TextMemory.from_texts(encoder, captions, image_mix=image_mix)
+    return memory.save(builtin_dir(name) / MEMORY_FILE)
