@@ -192,7 +192,7 @@ def test_zeroshot_through_a_text_memory(clipforge, tiny_clip_spec, tmp_path):
     code, out, err = clipforge(*args, "--text-memory", "off")
     assert code == 0 and json.loads(out)["details"]["text_memory"] is None
     code, out, err = clipforge(*args, "--text-memory", tmp_path / "missing.txt")
-    assert code == 3 and "captions file" in err and "Traceback" not in err
+    assert code == 3 and "neither auto, off nor an existing file" in err and "Traceback" not in err
 
 
 # --- the installed executable ----------------------------------------------------------

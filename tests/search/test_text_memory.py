@@ -100,7 +100,7 @@ def test_resolving_a_memory(clip, tmp_path):
     empty.write_text("\n  \n")
     with pytest.raises(InputError, match="no captions"):
         resolve_text_memory(clip, empty)
-    with pytest.raises(NotFoundError, match="captions file"):
+    with pytest.raises(NotFoundError, match="neither auto, off nor an existing file"):
         resolve_text_memory(clip, tmp_path / "missing.txt")
     wrong = TextMemory(np.eye(clip.dim + 1)).save(tmp_path / "wrong.safetensors")
     with pytest.raises(InputError, match="but the model makes"):

@@ -165,6 +165,8 @@ def resolve_text_memory(encoder, choice: str | Path | None = "auto") -> TextMemo
     if str(choice) == "auto":
         return getattr(encoder, "text_memory", None)
     path = Path(choice)
+    if not path.exists():
+        raise NotFoundError(f"text memory {str(choice)!r} is neither auto, off nor an existing file")
     if path.suffix == ".safetensors":
         memory = TextMemory.load(path)
     else:
