@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce builtin:demo: build the datasets from the Debian packages, merge their English
-# captions, train (examples/demo-lit.yaml), ship the trained parts into the package, measure.
+# captions, train (examples/demo-lit.yaml), ship the trained parts and a text memory of the
+# training captions into the package, measure.
 # The shipped weights: `scripts/train_demo_model.sh --device cuda --workers 14`, 5 minutes on
 # one H100; `--device cpu --workers 1` runs the same recipe on CPU alone (hours).
 set -euo pipefail
