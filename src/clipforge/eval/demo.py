@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import ClassificationDataset, ImageRef, RetrievalDataset
+from .encode import encode_images
 from .evaluate import EvalResult, ZeroShotConfig, evaluate_retrieval, evaluate_zeroshot
 from .formats import load_retrieval_dataset
 
@@ -73,12 +74,14 @@ def emoji_groups_dataset(emoji_dir: str | Path, split: str = "test") -> Classifi
 def demo_metrics(encoder, emoji_dir: str | Path, clipart_dir: str | Path, templates: str | None = None) -> dict[str, EvalResult]:
     """The three measurements of the bar; ``templates`` overrides the emoji-group prompts
     with a set name or file."""
+    groups = emoji_groups_dataset(emoji_dir)
+    group_images = encode_images(encoder, groups.images)  # once, for both classifiers
     return {
         "emoji_names": evaluate_retrieval(encoder, emoji_names_dataset(emoji_dir)),
         "clipart_test": evaluate_retrieval(encoder, load_retrieval_dataset(clipart_dir, split="test")),
-        "emoji_groups": evaluate_zeroshot(encoder, emoji_groups_dataset(emoji_dir), ZeroShotConfig(templates)),
+        "emoji_groups": evaluate_zeroshot(encoder, groups, ZeroShotConfig(templates), group_images),
         "emoji_groups_prompts_only": evaluate_zeroshot(
-            encoder, emoji_groups_dataset(emoji_dir), ZeroShotConfig(templates, text_memory="off")
+            encoder, groups, ZeroShotConfig(templates, text_memory="off"), group_images
         ),
     }
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InputError, NotFoundError
 from ..search.classify import build_classifier
-from ..search.text_memory import resolve_text_memory
+from ..search.text_memory import read_through, resolve_text_memory
 from .dataset import ClassificationDataset, ImageRef, RetrievalDataset
 from .encode import EncodeConfig, encode_images, encode_texts
 from .ranking import DEFAULT_BLOCK
@@ -94,17 +94,20 @@ def evaluate_retrieval(
     return EvalResult(data.name, str(encoder.spec), "zeroshot_retrieval", metrics, details=details)
 
 
-def evaluate_zeroshot(encoder, data: ClassificationDataset, config: ZeroShotConfig | None = None) -> EvalResult:
-    """acc1, acc5 and mean per-class recall with a prompt-ensemble classifier."""
+def evaluate_zeroshot(
+    encoder, data: ClassificationDataset, config: ZeroShotConfig | None = None, image_emb: np.ndarray | None = None
+) -> EvalResult:
+    """acc1, acc5 and mean per-class recall with a prompt-ensemble classifier. ``image_emb``
+    skips encoding the images (vectors already made for another evaluation)."""
     config = config or ZeroShotConfig()
     check_labels(data.labels, len(data.classnames))
     template_name, templates = resolve_templates(config.templates, data.templates)
     memory = resolve_text_memory(encoder, config.text_memory)
     classifier = build_classifier(encoder, data.classnames, templates)
-    image_emb = encode_images(encoder, data.images, config.encode)
-    if memory is not None:
-        image_emb = memory.project(image_emb)
-    metrics = classification_metrics(classification_ranks(image_emb, classifier, data.labels, config.block))
+    if image_emb is None:
+        image_emb = encode_images(encoder, data.images, config.encode)
+    scored = read_through(memory, image_emb)
+    metrics = classification_metrics(classification_ranks(scored, classifier, data.labels, config.block))
     details = _details(encoder, data, classes=len(data.classnames), templates=template_name, prompts=len(templates),
                        text_memory=memory.describe() if memory is not None else None)
     return EvalResult(data.name, str(encoder.spec), "zeroshot_classification", metrics, details=details)

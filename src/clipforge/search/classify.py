@@ -98,15 +98,12 @@ def classify(
     """For each image (a path or PIL image), every label ranked from most to least likely.
     ``text_memory``: "auto" (the model's own, if it ships one), "off", a file, or a
     ``TextMemory``."""
-    from .text_memory import TextMemory, resolve_text_memory
+    from .text_memory import read_through, resolve_text_memory
 
     labels = check_labels(labels)
-    memory = text_memory if isinstance(text_memory, TextMemory) else resolve_text_memory(encoder, text_memory)
+    memory = resolve_text_memory(encoder, text_memory)
     classifier = build_classifier(encoder, labels, templates)
-    image_emb = encoder.encode_images(images)
-    if memory is not None:
-        image_emb = memory.project(image_emb)
-    similarities = image_emb @ classifier.T
+    similarities = read_through(memory, encoder.encode_images(images)) @ classifier.T
     probabilities = class_probabilities(similarities, encoder.logit_scale, encoder.logit_bias)
     results = []
     for sims, probs in zip(similarities, probabilities):

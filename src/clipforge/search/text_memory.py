@@ -156,10 +156,13 @@ def load_captions(path: str | Path) -> list[str]:
         raise InputError(f"cannot read captions file {path}: {e}") from None
 
 
-def resolve_text_memory(encoder, choice: str | Path | None = "auto") -> TextMemory | None:
+def resolve_text_memory(encoder, choice: "TextMemory | str | Path | None" = "auto") -> TextMemory | None:
     """The memory a classification uses. ``auto``: the one the model ships, if any; ``off``
     (or None): none, the plain prompt classifier; a ``.safetensors`` file: that memory; any
-    other file: captions, one per line, encoded now with this model's text tower."""
+    other file: captions, one per line, encoded now with this model's text tower; a
+    ``TextMemory``: itself."""
+    if isinstance(choice, TextMemory):
+        return choice
     if choice is None or str(choice) == "off":
         return None
     if str(choice) == "auto":
@@ -173,6 +176,11 @@ def resolve_text_memory(encoder, choice: str | Path | None = "auto") -> TextMemo
         memory = TextMemory.from_texts(encoder, load_captions(path), source=str(path))
     memory.check_fits(encoder.dim)
     return memory
+
+
+def read_through(memory: TextMemory | None, image_emb: np.ndarray) -> np.ndarray:
+    """What a classifier compares with the prompts: the projection, or the vectors as they are."""
+    return image_emb if memory is None else memory.project(image_emb)
 
 
 def find_model_memory(folder: str | Path | None, dim: int) -> TextMemory | None:

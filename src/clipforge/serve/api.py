@@ -56,7 +56,7 @@ def _embed_images(encoder, images: list[bytes], limits: Limits):
 def _classify(encoder, body: ClassifyRequest, limits: Limits):
     picture = load_query_image(body.image, encoder.preprocess.draft_size, max_pixels=limits.max_image_pixels)
     memory = encoder.text_memory if body.text_memory else None
-    predictions = classify(encoder, [picture], body.labels, body.templates or DEFAULT_TEMPLATES, memory or "off")[0]
+    predictions = classify(encoder, [picture], body.labels, body.templates or DEFAULT_TEMPLATES, memory)[0]
     return predictions, memory.source if memory is not None else None
 
 
