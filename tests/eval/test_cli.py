@@ -182,13 +182,15 @@ def test_zeroshot_through_a_text_memory(clipforge, tiny_clip_spec, tmp_path):
     data = image_folder(tmp_path / "val", {"a cat": 2, "a dog": 2})
     (tmp_path / "memory.txt").write_text("a dog\n")
     (tmp_path / "bare.txt").write_text("{}\n")
-    args = ("eval", "zeroshot", "--model", tiny_clip_spec, "--data", data, "--templates", tmp_path / "bare.txt",
-            "--json", *FP32)
+    plain = ("eval", "zeroshot", "--model", tiny_clip_spec, "--data", data, "--templates", tmp_path / "bare.txt", *FP32)
+    args = (*plain, "--json")
     code, out, err = clipforge(*args, "--text-memory", tmp_path / "memory.txt")
     assert code == 0, err
     out = json.loads(out)
     assert out["metrics"]["acc1"] == 0.5 and out["metrics"]["mean_per_class_recall"] == 0.5
     assert out["details"]["text_memory"]["captions"] == 1
+    code, table, err = clipforge(*plain, "--text-memory", tmp_path / "memory.txt")
+    assert code == 0 and "text_memory=(captions 1 top_k 20" in table, table
     code, out, err = clipforge(*args, "--text-memory", "off")
     assert code == 0 and json.loads(out)["details"]["text_memory"] is None
     code, out, err = clipforge(*args, "--text-memory", tmp_path / "missing.txt")

@@ -136,8 +136,15 @@ def _render_result(result: dict) -> None:
     for key, value in result["metrics"].items():
         table.add_row(key, format_metric(key, value))
     console.print(table)
-    details = ", ".join(f"{k}={v}" for k, v in result.get("details", {}).items())
+    details = ", ".join(f"{k}={_detail(v)}" for k, v in result.get("details", {}).items())
     console.print(f"recall and accuracy in %; {details}", markup=False, highlight=False)
+
+
+def _detail(value) -> str:
+    # A nested record (the text memory's settings) reads as "(captions 12632 top_k 20 ...)".
+    if isinstance(value, dict):
+        return "(" + " ".join(f"{k} {v}" for k, v in value.items()) + ")"
+    return str(value)
 
 
 def _render_compare(files, results: list[dict], rows) -> None:
