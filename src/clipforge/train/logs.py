@@ -1,29 +1,82 @@
 """Where a run reports: ``log.jsonl`` (one JSON object per line, appended across resumes),
 TensorBoard event files when ``tensorboard`` is installed, and a rich progress bar with
-samples/s on a terminal. Only the main process reports; elsewhere this is silent."""
+samples/s on a terminal. Only the main process reports; elsewhere this is silent.
+
+A run that starts at step S (a resume, or a fresh run over one that died before its first
+checkpoint) redoes every step after S, so whatever an earlier start logged past S is dropped
+first: each step is in ``log.jsonl`` once, for any reader, and TensorBoard is told to hide
+its older events past S.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ..errors import InputError
+
 log = logging.getLogger(__name__)
 
 LOG_FILE = "log.jsonl"
 
 
-def _tensorboard_writer(folder: Path):
+def _tensorboard_writer(folder: Path, start_step: int):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is optional at run time
         log.info("tensorboard is not installed; logging to %s only", LOG_FILE)
         return None
-    return SummaryWriter(str(folder))
+    # Event files are append-only, one per start; a purge marker makes TensorBoard drop the
+    # events an earlier start wrote at steps this one redoes.
+    earlier = folder.is_dir() and any(folder.glob("events.out.tfevents.*"))
+    return SummaryWriter(str(folder), purge_step=start_step + 1 if earlier else None)
+
+
+def _records(path: Path):
+    """``(line, record)`` pairs of the log at ``path``. A kill can tear only the line being
+    written, the last one, which has no newline yet: it comes as ``(line, None)``; any other
+    line that is not JSON is an error."""
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            try:
+                yield line, json.loads(line)
+            except json.JSONDecodeError:
+                if line.endswith("\n"):
+                    raise InputError(f"{path}, line {number}, is not a JSON record") from None
+                yield line, None
+
+
+def drop_records_after(path: Path, step: int) -> int:
+    """Keep only the records of steps up to ``step`` in the log at ``path``; returns how many
+    were dropped. The kept lines go to a new file that replaces the log in one rename, so a
+    kill during the rewrite leaves the old log whole."""
+    if not path.exists():
+        return 0
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    dropped = mended = 0
+    try:
+        with open(tmp, "w", encoding="utf-8") as new:
+            for line, record in _records(path):
+                if record is None or record.get("step", 0) > step:
+                    dropped += 1
+                    continue
+                if not line.endswith("\n"):  # whole, but the kill came before its newline
+                    line, mended = line + "\n", 1
+                new.write(line)
+            new.flush()
+            os.fsync(new.fileno())
+        if dropped or mended:
+            os.replace(tmp, path)
+            log.info("dropped %d records past step %d from %s", dropped, step, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dropped
 
 
 class RunLog:
@@ -32,8 +85,9 @@ class RunLog:
         self.jsonl = self.tensorboard = self.progress = None
         if not enabled:
             return
+        drop_records_after(out / LOG_FILE, start_step)
         self.jsonl = open(out / LOG_FILE, "a", encoding="utf-8")
-        self.tensorboard = _tensorboard_writer(out / "tensorboard")
+        self.tensorboard = _tensorboard_writer(out / "tensorboard", start_step)
         console = Console(stderr=True)
         self.progress = Progress(
             TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
@@ -49,7 +103,8 @@ class RunLog:
         record = {"time": round(time.time(), 3), **record}
         self.jsonl.write(json.dumps(record) + "\n")
         self.jsonl.flush()
-        if self.tensorboard is not None:
+        # A data record describes one start, not a point on a curve.
+        if self.tensorboard is not None and record.get("kind") != "data":
             step = record["step"]
             for key, value in record.items():
                 if isinstance(value, (int, float)) and key not in ("step", "time"):
@@ -71,14 +126,13 @@ class RunLog:
 
 
 def read_log(out: Path, kind: str = "train") -> list[dict]:
-    """The records of one kind, the last record of each step winning (a resumed run may
-    repeat the steps after its checkpoint)."""
+    """The records of one kind, in step order. Should a step appear twice (a log written
+    before resumes dropped the records they redo), the last record wins."""
     by_step: dict[int, dict] = {}
     path = out / LOG_FILE
     if not path.exists():
         return []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        if record.get("kind", "train") == kind:
+    for _, record in _records(path):
+        if record is not None and record.get("kind", "train") == kind:
             by_step[record["step"]] = record
     return [by_step[s] for s in sorted(by_step)]
