@@ -24,6 +24,7 @@ from ..models.hf import tokenize_texts
 from ..errors import ImageDecodeError, InputError
 from ..models.preprocess import ImagePreprocess
 from .augment import TrainTransform
+from .signals import loader_worker_init
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ def make_loader(dataset: PairDataset, sampler: EpochBatchSampler, collate: Colla
         num_workers=workers,
         pin_memory=device.type == "cuda",
         prefetch_factor=4 if workers > 0 else None,
+        worker_init_fn=loader_worker_init if workers > 0 else None,
     )
 
 
