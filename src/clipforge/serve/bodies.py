@@ -41,12 +41,18 @@ def validate(model: type[M], data: Any, limits: Limits) -> M:
         raise RequestValidationError([{**err, "loc": ("body", *err["loc"])} for err in errors]) from None
 
 
+def _not_json(constant: str):
+    # Python's json reads NaN and Infinity, which JSON has not; a NaN would pass every
+    # range check (all comparisons with it are false) and reach the index.
+    raise invalid((), f"JSON decode error: {constant} is not a JSON value", "json_invalid")
+
+
 async def json_body(request: Request) -> Any:
     raw = await request.body()
     if not raw.strip():
         raise invalid((), "a JSON body is required", "missing")
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json)
     except json.JSONDecodeError as e:
         raise invalid((e.pos,), f"JSON decode error: {e.msg}", "json_invalid") from None
     except (UnicodeDecodeError, RecursionError):

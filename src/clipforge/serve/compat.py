@@ -26,11 +26,12 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from fastapi import APIRouter, Request
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    FiniteFloat,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -40,9 +41,21 @@ from ..index.collection import Hit
 from ..index.store import Item
 from .bodies import body_doc, json_body, validate
 from .schemas import ImageData, ItemId, check_at_most
-from .search import Query, query_vector, search_page
+from .search import Query, query_vector, search_page, unit_vector
 from .service import Served, Service, ServiceDep
 
+# Vectors are float32 from end to end: a value past its range has no float32 spelling.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _fits_float32(value: float) -> float:
+    if abs(value) > _FLOAT32_MAX:
+        raise ValueError(f"must fit a float32: at most {_FLOAT32_MAX:.6g} in magnitude")
+    return value
+
+
+Float32 = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_fits_float32),
+                    WithJsonSchema({"type": "number", "minimum": -_FLOAT32_MAX, "maximum": _FLOAT32_MAX})]
 _OWN_ITEM = re.compile(r"^/items/(?P<collection>[^/]+)/(?P<item>\d{1,19})/(image|thumbnail)$")
 
 
@@ -61,7 +74,7 @@ class KnnRequest(_NullIsAbsent):
     text: str | None = None
     image: ImageData | None = None
     image_url: str | None = Field(None, max_length=4096)
-    embedding_input: Annotated[list[FiniteFloat], Field(min_length=1, max_length=16384)] | None = None
+    embedding_input: Annotated[list[Float32], Field(min_length=1, max_length=16384)] | None = None
     modality: Literal["image", "text"] = "image"
     num_images: int = Field(40, ge=1)
     num_result_ids: int | None = Field(None, ge=1)
@@ -150,11 +163,7 @@ async def _knn_vector(request: Request, service: Service, served: Served, body: 
                              "with --allow-image-urls")
         data = await service.run(_fetch_image, body.image_url, service.limits.max_upload_bytes)
         return await service.run(query_vector, served, service.encoder(served), Query(image=data), service.limits)
-    vector = np.asarray(body.embedding_input, dtype=np.float32)
-    norm = float(np.linalg.norm(vector))
-    if norm == 0.0:
-        raise InputError("embedding_input is all zeros")
-    return vector / norm
+    return unit_vector(body.embedding_input, "embedding_input")
 
 
 router = APIRouter(tags=["clip-retrieval compatibility"])

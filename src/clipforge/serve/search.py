@@ -45,6 +45,22 @@ def query_vector(served: Served, encoder, query: Query, limits: Limits) -> np.nd
     return build_query(encoder, text=query.text, image=picture, text_weight=query.text_weight)
 
 
+def unit_vector(values, name: str) -> np.ndarray:
+    """``values`` scaled to length 1, as float32; refused when it has no direction.
+
+    Scaled by its largest magnitude first: the squares of float32-range values overflow,
+    or underflow to zero, before the norm is taken.
+    """
+    vector = np.asarray(values, dtype=np.float64)
+    largest = float(np.abs(vector).max(initial=0.0))
+    if not np.isfinite(largest):
+        raise InputError(f"{name} holds a value that is not a finite number")
+    if largest == 0.0:
+        raise InputError(f"{name} is all zeros: it has no direction to search in")
+    vector = vector / largest
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
 def matches(metadata: dict[str, Any], filters: dict[str, Any]) -> bool:
     """Every filter holds: the value equals the wanted one, or is one of a list of them."""
     for key, wanted in filters.items():
@@ -66,6 +82,8 @@ def search_page(served: Served, vector: np.ndarray, *, k: int, offset: int = 0, 
                 min_score: float | None = None, filters: dict[str, Any] | None = None,
                 exclude: int | None = None) -> Page:
     """Results ``offset`` to ``offset + k``, after filters; one more is fetched to know if a next page exists."""
+    if not np.all(np.isfinite(vector)):  # FAISS would rank NaN as anything
+        raise InputError("the query vector is not finite; nothing can be ranked against it")
     wanted = offset + k + 1
     # Filters and the excluded query item drop results after the index has ranked them, so
     # ask the index for more, and more again while a page is still short.
