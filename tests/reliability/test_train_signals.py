@@ -1,12 +1,16 @@
-"""How `clipforge train` ends when it is killed: the data loader processes die with the
-trainer."""
+"""How `clipforge train` ends when it is told to: SIGTERM (a scheduler, `kill`) and Ctrl-C
+(SIGINT to the whole foreground process group) save a checkpoint at the step reached and
+exit 128 + the signal's number, losing nothing; and the data loader processes die with the
+trainer, however it ends."""
 
 from __future__ import annotations
 
+import os
 import signal
 
+import pytest
 from reliability_support import cli_env, survivors
-from train_support import logged_steps, shapes_32px, start, train_args, wait_until  # noqa: F401 (a fixture)
+from train_support import check_checkpoints, logged_steps, shapes_32px, start, train_args, wait_until  # noqa: F401 (a fixture)
 
 # Below the 5 s after which PyTorch's loader workers notice on their own that their parent died.
 GRACE_S = 3.0
@@ -18,6 +22,19 @@ def _start_and_wait(tmp_path, data, steps: int, save_every: int):
     proc = start(train_args(data, out, max_steps=200, save_every=save_every), env, tmp_path / "stderr.txt")
     assert wait_until(proc, lambda: len(logged_steps(out)) >= steps), (tmp_path / "stderr.txt").read_text()
     return proc, out
+
+
+@pytest.mark.parametrize(("sig", "group"), [(signal.SIGTERM, False), (signal.SIGINT, True)], ids=["sigterm", "ctrl-c"])
+def test_a_stop_signal_saves_the_step_reached_and_exits_with_its_number(shapes_32px, tmp_path, sig, group):
+    # save_every 0: the only step checkpoint there can be is the one the signal asks for.
+    proc, out = _start_and_wait(tmp_path, shapes_32px, steps=3, save_every=0)
+    os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
+    assert proc.wait(timeout=120) == 128 + sig, (tmp_path / "stderr.txt").read_text()
+    assert survivors(proc.pid, GRACE_S) == []
+    reached = logged_steps(out)[-1]
+    assert check_checkpoints(out) == {f"step-{reached:07d}": reached}
+    assert os.readlink(out / "last") == f"step-{reached:07d}"
+    assert f"stopped at step {reached}/200 by {sig.name}" in proc.stdout.read().decode()
 
 
 def test_the_loader_processes_die_with_a_killed_trainer(shapes_32px, tmp_path):

@@ -4,6 +4,8 @@ from the config dataclasses so that the two can never drift apart."""
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import typing
 
 import click
@@ -58,13 +60,18 @@ def train(config_file: str | None, assignments: tuple[str, ...], as_json: bool, 
         "total_steps": result.total_steps,
         "bad_samples": result.bad_samples,
         "val": result.val,
+        "stopped_by": result.stopped_by,
     }
     emit(summary, as_json, _render)
+    if result.stopped_by:
+        # As a shell reports a process ended by that signal: the run did not finish.
+        sys.exit(128 + signal.Signals[result.stopped_by])
 
 
 def _render(summary: dict) -> None:
     state = "finished" if summary["finished"] else "stopped"
-    click.echo(f"{state} at step {summary['step']}/{summary['total_steps']}: {summary['checkpoint']}")
+    by = f" by {summary['stopped_by']}" if summary["stopped_by"] else ""
+    click.echo(f"{state} at step {summary['step']}/{summary['total_steps']}{by}: {summary['checkpoint']}")
     if summary["bad_samples"]:
         click.echo(f"skipped {summary['bad_samples']} bad samples (see the log)")
     for key, value in summary["val"].items():

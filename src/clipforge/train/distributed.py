@@ -71,10 +71,18 @@ def mean_across(env: DistEnv, value: float) -> float:
 
 
 def sum_across(env: DistEnv, value: int) -> int:
+    return _reduce_int(env, value, dist.ReduceOp.SUM)
+
+
+def max_across(env: DistEnv, value: int) -> int:
+    return _reduce_int(env, value, dist.ReduceOp.MAX)
+
+
+def _reduce_int(env: DistEnv, value: int, op) -> int:
     if not env.distributed:
         return value
     tensor = torch.tensor([value], dtype=torch.int64, device=_collective_device(env))
-    dist.all_reduce(tensor)
+    dist.all_reduce(tensor, op=op)
     return int(tensor.item())
 
 

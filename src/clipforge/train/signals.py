@@ -1,17 +1,62 @@
-"""How a run's helper processes end with it.
+"""How a run ends when it is told to, and how its helper processes end with it.
 
-Where Linux allows, data loader workers ask the kernel to kill them the moment the trainer
-dies, so a SIGKILLed trainer leaves no workers behind (PyTorch's own check comes every 5 s,
-and only between batches).
+SIGTERM (a scheduler's preemption, ``kill``, torchrun passing on its own) and SIGINT
+(Ctrl-C) do not kill the trainer mid-step: they ask it to finish the step in hand, save a
+checkpoint there and exit, so a resume loses nothing. A second SIGINT is the user insisting
+and acts at once, as it would have without this handler; a repeated SIGTERM is ignored,
+since schedulers escalate with SIGKILL anyway.
+
+Data loader workers ignore both signals, which a terminal and most schedulers send to every
+process of the job: the trainer still needs them for the step in hand and shuts them down
+itself. Where Linux allows, they also ask the kernel to kill them the moment the trainer
+dies, so a SIGKILLed trainer leaves no workers behind (PyTorch's own check comes every 5
+s, and only between batches).
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import signal
 import sys
+import threading
 
+log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+class StopOnSignals:
+    """While active (on the main thread only, where Python delivers signals), SIGTERM and
+    SIGINT set ``received`` instead of ending the process; the previous handlers come back
+    on exit."""
+
+    def __init__(self):
+        self.received: signal.Signals | None = None
+        self._previous: dict[signal.Signals, object] = {}
+
+    def __enter__(self) -> "StopOnSignals":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, number: int, frame) -> None:
+        sig = signal.Signals(number)
+        if self.received is None:
+            self.received = sig
+            log.warning("%s: stopping after this step, with a checkpoint (Ctrl-C again to quit at once)", sig.name)
+        elif sig == signal.SIGINT:
+            previous = self._previous[sig]
+            signal.signal(sig, previous)
+            if callable(previous):
+                previous(number, frame)  # Python's own: KeyboardInterrupt
+            else:
+                signal.raise_signal(sig)
 
 
 def _die_with_parent() -> bool:
@@ -25,5 +70,8 @@ def _die_with_parent() -> bool:
 
 
 def loader_worker_init(worker_id: int) -> None:
-    """``worker_init_fn`` of the training data loader."""
-    _die_with_parent()
+    """``worker_init_fn`` of the training data loader. A worker that dies with the trainer
+    may ignore SIGTERM; one that cannot must stay stoppable by it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if _die_with_parent():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)

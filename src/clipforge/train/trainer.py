@@ -5,7 +5,8 @@
 2. reads the training and validation pairs;
 3. builds the model (or reopens the checkpoint being resumed), the optimizer, the schedule
    and the data loader, restoring their state when resuming;
-4. loops: accumulate micro-batches -> clip gradients -> step -> log, validate, checkpoint;
+4. loops: accumulate micro-batches -> clip gradients -> step -> log, validate, checkpoint,
+   until the last step, or until SIGTERM or Ctrl-C asks it to stop with a checkpoint;
 5. saves ``final/``, a Hugging Face model directory that ``hf:<out>/final`` names.
 
 Every process runs this code; only the main one writes.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -37,6 +39,7 @@ from .logs import RunLog
 from .losses import MAX_LOGIT_SCALE, clip_loss, siglip_loss
 from .models import ContrastiveModel, TrainModel, build_model, enable_checkpointing, load_model_dir, lock_towers
 from .optim import build_optimizer, build_scheduler
+from .signals import StopOnSignals
 from .validate import ValData, encoder_for, load_val_data, recall_at_k
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,7 @@ class TrainResult:
     finished: bool
     val: dict[str, float] = field(default_factory=dict)
     bad_samples: int = 0
+    stopped_by: str | None = None  # the signal that stopped the run early: "SIGTERM", "SIGINT"
 
 
 @dataclass
@@ -75,6 +79,8 @@ class Run:
     lr: float = 0.0  # the learning rate of the latest step
     bad: BadSamples = field(default_factory=BadSamples)
     last_val: dict[str, float] = field(default_factory=dict)
+    saved_as: tuple[int, str] | None = None  # (step, name) of the checkpoint holding the current state
+    checkpoint: Path | None = None  # where that checkpoint is (on the main process)
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -206,6 +212,7 @@ def _restore(run: Run, resume: checkpoint.Resume) -> None:
     checkpoint.set_rng_state(rngs[run.env.rank] if len(rngs) == run.env.world else rngs[0])
     run.step, run.micro = state["step"], state["micro"]
     run.bad.count = state.get("bad_samples", 0)
+    run.saved_as, run.checkpoint = (run.step, resume.path.name), resume.path if run.env.is_main else None
     log.info("resuming %s at step %d (micro-batch %d)", resume.path, run.step, run.micro)
 
 
@@ -272,7 +279,7 @@ def _validate(run: Run, log_: RunLog) -> None:
     log.info("step %d: %s", run.step, ", ".join(f"{k} {v:.3f}" for k, v in run.last_val.items()))
 
 
-def _save(run: Run, name: str) -> Path | None:
+def _save(run: Run, name: str) -> None:
     rngs = distributed.gather_objects(run.env, checkpoint.rng_state())
     path = None
     if run.env.is_main:
@@ -282,8 +289,22 @@ def _save(run: Run, name: str) -> Path | None:
             "rng": rngs, "global_batch": run.config.batch_size * run.env.world, "bad_samples": run.bad.count,
         }
         path = checkpoint.save(run.out, name, run.parts, state, run.config, run.config.keep_checkpoints)
+    run.saved_as, run.checkpoint = (run.step, name), path
     distributed.barrier(run.env)
-    return path
+
+
+def _save_at_end(run: Run, finished: bool) -> None:
+    name = "final" if finished else f"step-{run.step:07d}"
+    # A stop just after a checkpoint, or a resumed run with nothing left to do, has its state
+    # saved already; rewriting it would only open a window in which a kill loses it.
+    if run.step > 0 and run.saved_as != (run.step, name):
+        _save(run, name)
+
+
+def _stop_signal(run: Run, signals: StopOnSignals) -> str | None:
+    """The stop signal any process has received: all must stop at the same step."""
+    number = distributed.max_across(run.env, int(signals.received or 0))
+    return signal.Signals(number).name if number else None
 
 
 def _every(step: int, interval: int) -> bool:
@@ -313,27 +334,38 @@ def _loop(run: Run, train_pairs: PairSet) -> TrainResult:
         "kind": "data", "step": run.step, "train_images": len(train_pairs),
         "train_captions": train_pairs.n_captions, "skipped_rows": dict(train_pairs.skipped),
     })
-    saved = None
     try:
-        batches = iter(_loader(run, train_pairs, end))
-        run.net.train()
-        tick, tick_step = time.perf_counter(), run.step
-        while run.step < end:
-            loss = _train_step(run, batches)
-            run.step += 1
-            if _every(run.step, config.log_every) or run.step == end:
-                elapsed = time.perf_counter() - tick
-                samples = (run.step - tick_step) * config.accum_steps * config.batch_size * run.env.world
-                _log_step(run, log_, loss, samples / max(elapsed, 1e-9))
-                tick, tick_step = time.perf_counter(), run.step
-            else:
-                log_.advance(run.step)
-            if _every(run.step, config.val_every) or run.step == run.total_steps:
-                _validate(run, log_)
-            if _every(run.step, config.save_every) and run.step < end:
-                _save(run, f"step-{run.step:07d}")
-        finished = run.step >= run.total_steps
-        saved = _save(run, "final" if finished else f"step-{run.step:07d}")
+        with StopOnSignals() as signals:
+            stop = _train_until(run, train_pairs, end, log_, signals)
+            _save_at_end(run, run.step >= run.total_steps)
     finally:
         log_.close()
-    return TrainResult(run.out, saved, run.step, run.total_steps, finished, run.last_val, run.bad.count)
+    return TrainResult(
+        run.out, run.checkpoint, run.step, run.total_steps, run.step >= run.total_steps, run.last_val,
+        run.bad.count, stop,
+    )
+
+
+def _train_until(run: Run, train_pairs: PairSet, end: int, log_: RunLog, signals: StopOnSignals) -> str | None:
+    """Train up to step ``end``; returns the signal that stopped it earlier, if one did."""
+    config = run.config
+    batches = iter(_loader(run, train_pairs, end))
+    run.net.train()
+    tick, tick_step = time.perf_counter(), run.step
+    while run.step < end:
+        if stop := _stop_signal(run, signals):
+            return stop
+        loss = _train_step(run, batches)
+        run.step += 1
+        if _every(run.step, config.log_every) or run.step == end:
+            elapsed = time.perf_counter() - tick
+            samples = (run.step - tick_step) * config.accum_steps * config.batch_size * run.env.world
+            _log_step(run, log_, loss, samples / max(elapsed, 1e-9))
+            tick, tick_step = time.perf_counter(), run.step
+        else:
+            log_.advance(run.step)
+        if _every(run.step, config.val_every) or run.step == run.total_steps:
+            _validate(run, log_)
+        if _every(run.step, config.save_every) and run.step < end:
+            _save(run, f"step-{run.step:07d}")
+    return None
