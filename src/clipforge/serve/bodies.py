@@ -30,9 +30,11 @@ def invalid(loc: tuple, message: str, kind: str = "value_error") -> RequestValid
     return RequestValidationError([{"type": kind, "loc": ("body", *loc), "msg": message}])
 
 
-def validate(model: type[M], data: Any, limits: Limits) -> M:
+def validate(model: type[M], data: Any, limits: Limits, *, strict: bool = True) -> M:
+    """``data`` as ``model``; ``strict`` for JSON, whose values carry their types: ``true`` is
+    not the id 1 and ``"3"`` is not the count 3. A form is text, and is read laxly."""
     try:
-        return model.model_validate(data, context={"limits": limits})
+        return model.model_validate(data, strict=strict, context={"limits": limits})
     except ValidationError as e:
         errors = e.errors(include_url=False, include_context=False, include_input=False)
         too_large = next((err for err in errors if err["type"] == UPLOAD_TOO_LARGE), None)
@@ -63,10 +65,8 @@ async def parse_body(request: Request, model: type[M], limits: Limits, multipart
     """The body as ``model``: JSON, or (where ``multipart``) a form, multipart or URL-encoded."""
     content_type = request.headers.get("content-type", "").lower()
     if multipart and content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        data = await _form_data(request, model, limits)
-    else:
-        data = await json_body(request)
-    return validate(model, data, limits)
+        return validate(model, await _form_data(request, model, limits), limits, strict=False)
+    return validate(model, await json_body(request), limits)
 
 
 def _shape(annotation: Any) -> str:
