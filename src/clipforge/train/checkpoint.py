@@ -6,6 +6,11 @@ scheduler, scaler, RNG states, step and data position) and ``train_config.json``
 resumable. It is written to a hidden temporary directory and renamed into place, so a crash
 leaves either the previous checkpoint or the new one, never half of one. ``last`` is a
 symbolic link, replaced atomically, to the newest ``step-N`` directory or to ``final``.
+
+Whatever a kill leaves is hidden and named for what it was: ``.tmp-*`` (a write that never
+got its name), ``.trash-*`` (an old checkpoint being deleted), ``.old-NAME-*`` (a checkpoint
+being replaced). The next start clears it, and puts an ``.old-`` directory back where the
+kill came between the two renames of a replacement, so ``last`` never points at nothing.
 """
 
 from __future__ import annotations
@@ -76,6 +81,29 @@ def _check_same_model(path: str, old: dict, new: dict) -> None:
         raise InputError(f"{path} is a checkpoint of another model ({'; '.join(differ)})")
 
 
+def tidy(out: Path) -> None:
+    """Clear what runs killed mid-write left in ``out`` (see the module's docstring)."""
+    if not out.is_dir():
+        return
+    for path in sorted(out.iterdir()):
+        name = path.name
+        if name.startswith(".old-"):
+            original = out / name.removeprefix(".old-").rsplit("-", 1)[0]
+            if not original.exists():
+                path.rename(original)
+                log.warning("restored %s, which a killed run was replacing", original)
+                continue
+        if name.startswith((".tmp-", ".trash-", ".old-", ".last-")):
+            _remove(path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _write_dir(target: Path, parts: TrainModel, state: dict, config: TrainConfig) -> None:
     tmp = target.with_name(f".tmp-{target.name}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -86,7 +114,7 @@ def _write_dir(target: Path, parts: TrainModel, state: dict, config: TrainConfig
         parts.image_processor.save_pretrained(tmp)
         torch.save(state, tmp / STATE_FILE)
         (tmp / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-        if target.exists():  # only "final" is ever rewritten: move the old one aside first
+        if target.exists():  # a checkpoint written again after a resume: move the old one aside first
             old = target.with_name(f".old-{target.name}-{os.getpid()}")
             target.rename(old)
             tmp.rename(target)
@@ -114,7 +142,10 @@ def save(out: Path, name: str, parts: TrainModel, state: dict, config: TrainConf
     steps = sorted(p for p in out.glob("step-*") if p.is_dir())
     for old in steps[: max(0, len(steps) - keep)]:
         if old.name != name:
-            shutil.rmtree(old, ignore_errors=True)
+            # Renamed first: a kill during the deletion must not leave half a checkpoint under its name.
+            trash = old.with_name(f".trash-{old.name}-{os.getpid()}")
+            old.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
     log.info("saved %s", target)
     return target
 

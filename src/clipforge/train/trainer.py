@@ -171,6 +171,7 @@ def _wrap(config: TrainConfig, env: DistEnv, parts: TrainModel) -> torch.nn.Modu
 
 def _prepare(config: TrainConfig, env: DistEnv) -> tuple[Run, PairSet]:
     out = Path(config.out)
+    _on_main(env, lambda: checkpoint.tidy(out))  # before reading `last`, which a kill may have left dangling
     resume = checkpoint.open_resume(config.resume, config, env.world) if config.resume else None
     _on_main(env, (lambda: out.mkdir(parents=True, exist_ok=True)) if resume else (lambda: checkpoint.claim_run_dir(out)))
     train_pairs, val_pairs = _load_data(config)
