@@ -14,6 +14,7 @@ from ..index.collection import Collection, Hit
 from ..search.classify import DEFAULT_TEMPLATES, classify
 from ..search.queries import load_query_image
 from .bodies import body_doc, parse_body
+from .deadline import check_deadline
 from .schemas import (
     AddTextsRequest,
     ClassifyRequest,
@@ -48,8 +49,10 @@ def describe(served: Served) -> CollectionOut:
 
 
 def _embed_images(encoder, images: list[bytes], limits: Limits):
-    pictures = [load_query_image(data, encoder.preprocess.draft_size, max_pixels=limits.max_image_pixels)
-                for data in images]
+    pictures = []
+    for data in images:  # decoding a large image takes a while: stop between them when out of time
+        check_deadline()
+        pictures.append(load_query_image(data, encoder.preprocess.draft_size, max_pixels=limits.max_image_pixels))
     return encoder.encode_images(pictures)
 
 

@@ -13,16 +13,18 @@ over them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 
 import numpy as np
 
 from ..errors import InputError
+from .deadline import Deadline, check_deadline, current_deadline
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +47,28 @@ class TextBatcher:
         self._thread = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
         self._thread.start()
 
-    def submit(self, text: str) -> Future:
-        """A future that resolves to the L2-normalised vector of ``text``."""
+    def submit(self, text: str, deadline: Deadline | None = None) -> Future:
+        """A future that resolves to the L2-normalised vector of ``text``; past ``deadline``
+        it is cancelled instead of encoded."""
         if self._closed:
             raise RuntimeError("the text batcher is closed")
         future: Future = Future()
-        self._queue.put((text, future))
+        self._queue.put((text, future, deadline))
         return future
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode ``texts`` (blocking), sharing model calls with whatever else is queued."""
-        futures = [self.submit(t) for t in texts]
+        """Encode ``texts`` (blocking), sharing model calls with whatever else is queued.
+
+        Past the request's deadline it raises, and the texts not yet encoded are dropped
+        from the queue rather than left to delay the queries behind them."""
+        deadline = current_deadline()
+        futures = [self.submit(t, deadline) for t in texts]
+        try:
+            _wait_within_deadline(futures)
+        except BaseException:
+            for future in futures:
+                future.cancel()  # only those the worker has not taken yet
+            raise
         return np.stack([f.result() for f in futures]) if futures else np.zeros((0, 0), np.float32)
 
     def close(self) -> None:
@@ -88,9 +101,16 @@ class TextBatcher:
             if stop:
                 return
 
-    def _run_batch(self, batch: list[tuple[str, Future]]) -> None:
-        # A future whose caller gave up (a timed-out request) is dropped, not encoded.
-        live = [(text, future) for text, future in batch if future.set_running_or_notify_cancel()]
+    def _run_batch(self, batch: list[tuple[str, Future, Deadline | None]]) -> None:
+        # A text whose request is out of time, or whose caller gave up, is dropped, not
+        # encoded: the worker drops a timed-out request's thousands of prompts as it meets
+        # them, without waiting for that request's thread to cancel them one by one.
+        live = []
+        for text, future, deadline in batch:
+            if deadline is not None and deadline.remaining() <= 0.0:
+                future.cancel()
+            elif future.set_running_or_notify_cancel():
+                live.append((text, future))
         if not live:
             return
         try:
@@ -105,6 +125,15 @@ class TextBatcher:
             future.set_result(vector)
 
 
+def _wait_within_deadline(futures: list[Future]) -> None:
+    deadline = current_deadline()
+    pending = set(futures)
+    while pending:
+        _, pending = wait(pending, timeout=None if deadline is None else deadline.remaining())
+        if pending:
+            deadline.check()
+
+
 class ServingEncoder:
     """An encoder for the library's query functions, with batching and one model call at a time."""
 
@@ -116,22 +145,31 @@ class ServingEncoder:
             self.batcher = TextBatcher(self._encode_now, batcher_settings.max_batch, batcher_settings.max_wait_ms,
                                        on_batch=on_batch, name=str(encoder.spec))
 
-    def _encode_now(self, texts: list[str]) -> np.ndarray:
-        with self.lock:
-            return self.encoder.encode_texts(texts)
+    def _encode_now(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
+        return self._in_batches(self.encoder.encode_texts, texts, batch_size)
+
+    def _in_batches(self, encode, items: list, batch_size: int) -> np.ndarray:
+        """``encode(items)`` one model batch at a time. The request's deadline is checked
+        before each, and the lock is let go between them so other requests get a turn."""
+        parts = []
+        for start in range(0, max(len(items), 1), batch_size):
+            check_deadline()
+            with self.lock:
+                parts.append(encode(items[start : start + batch_size], batch_size=batch_size))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def encode_texts(self, texts: Sequence[str] | str, batch_size: int = 256) -> np.ndarray:
         texts = [texts] if isinstance(texts, str) else list(texts)
         if self.batcher is None:
-            return self._encode_now(texts)
+            return self._encode_now(texts, batch_size)
         for text in texts:  # fail here, in the caller, not inside a batch shared with others
             if not isinstance(text, str):
                 raise InputError(f"texts must be strings, got {type(text).__name__}")
         return self.batcher.encode(texts) if texts else self._encode_now(texts)
 
     def encode_images(self, images, batch_size: int = 64, **kwargs) -> np.ndarray:
-        with self.lock:
-            return self.encoder.encode_images(images, batch_size=batch_size, **kwargs)
+        images = list(images) if isinstance(images, (list, tuple)) else [images]
+        return self._in_batches(functools.partial(self.encoder.encode_images, **kwargs), images, batch_size)
 
     def close(self) -> None:
         if self.batcher is not None:

@@ -13,6 +13,8 @@ import time
 from fastapi import HTTPException
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from .deadline import DeadlineExceeded, request_deadline
+
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
@@ -98,7 +100,7 @@ class BodyLimitMiddleware:
 
 
 class DeadlineMiddleware:
-    """A request that takes longer than ``seconds`` is answered with a 408 and abandoned."""
+    """A request that takes longer than ``seconds`` is answered with a 408, and its work stops."""
 
     def __init__(self, app, seconds: float):
         self.app, self.seconds = app, seconds
@@ -114,8 +116,11 @@ class DeadlineMiddleware:
                 response_started = True
             await send(message)
 
-        try:
-            await asyncio.wait_for(self.app(scope, receive, watch), self.seconds)
-        except asyncio.TimeoutError:
-            if not response_started:
-                await send_json(send, 408, f"request took longer than the {self.seconds:g} s limit")
+        # The deadline ends with the request however it ends (answered, timed out, client
+        # gone), and the work still running for it in worker threads stops at its next check.
+        with request_deadline(self.seconds):
+            try:
+                await asyncio.wait_for(self.app(scope, receive, watch), self.seconds)
+            except asyncio.TimeoutError:
+                if not response_started:
+                    await send_json(send, 408, DeadlineExceeded(self.seconds).detail)

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import InputError
 from ..index.collection import Hit
 from ..search.queries import build_query, load_query_image
+from .deadline import check_deadline
 from .files import read_item_file
 from .service import Served
 from .settings import Limits
@@ -92,6 +93,7 @@ def search_page(served: Served, vector: np.ndarray, *, k: int, offset: int = 0, 
         return served.read(lambda c: c.search_vectors(vector[None], k=k, target=target, min_score=min_score))[0]
 
     while True:
+        check_deadline()  # each pass ranks four times more than the last
         hits = ranked(fetch)
         kept = [h for h in hits if h.id != exclude and (not filters or matches(h.metadata, filters))]
         if len(kept) >= wanted or len(hits) < fetch:  # enough, or the index has nothing more

@@ -9,6 +9,7 @@ the server answers /healthz at once and /readyz when they are in.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import threading
@@ -23,6 +24,7 @@ from fastapi import Depends, HTTPException, Request
 from ..errors import ClipforgeError, InputError, NotFoundError
 from ..index.collection import KINDS, Collection
 from .batching import ServingEncoder
+from .deadline import check_deadline
 from .files import ThumbnailCache
 from .settings import ServeSettings
 
@@ -141,9 +143,17 @@ class Service:
         return served.encoder
 
     async def run(self, fn, *args, **kwargs):
-        """Run blocking work off the event loop."""
+        """Run blocking work off the event loop, under the request's deadline."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+        # run_in_executor does not carry contextvars over; the copy carries the deadline.
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(self.executor, context.run, _within_deadline,
+                                          functools.partial(fn, *args, **kwargs))
+
+
+def _within_deadline(call: Callable[[], T]) -> T:
+    check_deadline()  # work queued behind a busy pool may start after its request gave up
+    return call()
 
 
 def get_service(request: Request) -> Service:
