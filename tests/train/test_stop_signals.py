@@ -26,3 +26,10 @@ def test_ctrl_c_alone_is_a_request():
     with StopOnSignals() as stop:
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.received == signal.SIGINT
+
+
+def test_under_torchrun_a_second_ctrl_c_is_the_agent_passing_the_first_on():
+    with StopOnSignals(repeat_interrupts=False) as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.received == signal.SIGINT

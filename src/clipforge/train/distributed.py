@@ -56,6 +56,11 @@ def setup(device: str = "auto") -> DistEnv:
     return DistEnv(rank, world, local_rank, torch_device)
 
 
+def under_torchrun() -> bool:
+    """Whether torchrun's agent started this process (it passes on the signals it gets)."""
+    return "TORCHELASTIC_RUN_ID" in os.environ
+
+
 def teardown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

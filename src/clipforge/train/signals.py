@@ -4,7 +4,9 @@ SIGTERM (a scheduler's preemption, ``kill``, torchrun passing on its own) and SI
 (Ctrl-C) do not kill the trainer mid-step: they ask it to finish the step in hand, save a
 checkpoint there and exit, so a resume loses nothing. A second SIGINT is the user insisting
 and acts at once, as it would have without this handler; a repeated SIGTERM is ignored,
-since schedulers escalate with SIGKILL anyway.
+since schedulers escalate with SIGKILL anyway. Under torchrun a worker sees one Ctrl-C twice
+(from the terminal, and passed on by the agent), so there repeats are all ignored and the
+agent escalates (SIGKILL after its 30 s).
 
 Data loader workers ignore both signals, which a terminal and most schedulers send to every
 process of the job: the trainer still needs them for the step in hand and shuts them down
@@ -30,10 +32,11 @@ _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 class StopOnSignals:
     """While active (on the main thread only, where Python delivers signals), SIGTERM and
     SIGINT set ``received`` instead of ending the process; the previous handlers come back
-    on exit."""
+    on exit. With ``repeat_interrupts`` false a second SIGINT is ignored too."""
 
-    def __init__(self):
+    def __init__(self, repeat_interrupts: bool = True):
         self.received: signal.Signals | None = None
+        self.repeat_interrupts = repeat_interrupts
         self._previous: dict[signal.Signals, object] = {}
 
     def __enter__(self) -> "StopOnSignals":
@@ -50,7 +53,7 @@ class StopOnSignals:
         if self.received is None:
             self.received = sig
             log.warning("%s: stopping after this step, with a checkpoint (Ctrl-C again to quit at once)", sig.name)
-        elif sig == signal.SIGINT:
+        elif sig == signal.SIGINT and self.repeat_interrupts:
             previous = self._previous[sig]
             signal.signal(sig, previous)
             if callable(previous):

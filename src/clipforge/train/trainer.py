@@ -336,7 +336,7 @@ def _loop(run: Run, train_pairs: PairSet) -> TrainResult:
         "train_captions": train_pairs.n_captions, "skipped_rows": dict(train_pairs.skipped),
     })
     try:
-        with StopOnSignals() as signals:
+        with StopOnSignals(repeat_interrupts=not distributed.under_torchrun()) as signals:
             stop = _train_until(run, train_pairs, end, log_, signals)
             _save_at_end(run, run.step >= run.total_steps)
     finally:
