@@ -52,7 +52,8 @@ class StopOnSignals:
         sig = signal.Signals(number)
         if self.received is None:
             self.received = sig
-            log.warning("%s: stopping after this step, with a checkpoint (Ctrl-C again to quit at once)", sig.name)
+            again = " (Ctrl-C again to quit at once)" if self.repeat_interrupts else ""
+            log.warning("%s: stopping after this step, with a checkpoint%s", sig.name, again)
         elif sig == signal.SIGINT and self.repeat_interrupts:
             previous = self._previous[sig]
             signal.signal(sig, previous)
