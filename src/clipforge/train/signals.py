@@ -74,8 +74,10 @@ def _die_with_parent() -> bool:
 
 
 def loader_worker_init(worker_id: int) -> None:
-    """``worker_init_fn`` of the training data loader. A worker that dies with the trainer
-    may ignore SIGTERM; one that cannot must stay stoppable by it."""
+    """``worker_init_fn`` of the training data loader. A forked worker inherits the trainer's
+    handlers, but a spawned one would die of the first SIGTERM sent to the group, and
+    PyTorch then fails the trainer's next fetch. A worker that dies with the trainer may
+    ignore SIGTERM; one that cannot must stay stoppable by it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if _die_with_parent():
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
