@@ -10,14 +10,22 @@ On Linux workers are forked, as torch's DataLoader does: they start at once and,
 ``__main__`` guard must work). The workers never touch torch, so the torch threads of the
 parent are no hazard to them. Elsewhere they are spawned; this module and everything it
 imports stay free of torch so that spawning stays cheap.
+
+A worker ends with the process that started it, however that one ends (SIGKILL included):
+an orphaned worker would sit on its share of the parent's memory forever. Workers ignore
+SIGINT; a Ctrl-C reaches the parent, which shuts the pool down.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -27,11 +35,13 @@ import numpy as np
 
 from ..errors import ImageDecodeError
 from ..models.preprocess import ImagePreprocess
-from .images import DEFAULT_MAX_PIXELS, decode_bytes, read_bytes
+from .images import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, decode_bytes, read_file
 
 # Below this many files the pool's start-up (about a second) costs more than it saves.
 MIN_FILES_FOR_POOL = 16
 _CHUNK = 4  # files per task: amortises inter-process overhead, keeps latency low
+_PARENT_POLL_SECONDS = 0.2
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -42,24 +52,27 @@ class Decoded:
     width: int = 0  # of the original image, after EXIF rotation
     height: int = 0
     error: str | None = None
+    size: int | None = None  # of the file as it was read, which may differ from an earlier listing
+    mtime_ns: int | None = None
 
 
-def decode_file(path: str, preprocess: ImagePreprocess, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
+def decode_file(path: str, preprocess: ImagePreprocess, max_pixels: int = DEFAULT_MAX_PIXELS,
+                max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Decoded:
     """Read, hash, decode and resize one file. Never raises for a bad file."""
     try:
-        data = read_bytes(path)
+        data, info = read_file(path, max_bytes)
     except ImageDecodeError as e:
         return Decoded(path, error=e.reason)
-    digest = hashlib.sha256(data).hexdigest()
+    read = {"sha256": hashlib.sha256(data).hexdigest(), "size": info.st_size, "mtime_ns": info.st_mtime_ns}
     try:
         image = decode_bytes(data, max_pixels=max_pixels, draft_size=preprocess.draft_size)
         # Draft mode shrinks JPEGs at decode time; record the true size from the header.
         width, height = _original_size(data, image.size)
-        return Decoded(path, digest, preprocess.resize_crop(image), width, height)
+        return Decoded(path, pixels=preprocess.resize_crop(image), width=width, height=height, **read)
     except ImageDecodeError as e:
-        return Decoded(path, digest, error=e.reason)
+        return Decoded(path, error=e.reason, **read)
     except MemoryError:
-        return Decoded(path, digest, error="out of memory while decoding")
+        return Decoded(path, error="out of memory while decoding", **read)
 
 
 def _original_size(data: bytes, decoded_size: tuple[int, int]) -> tuple[int, int]:
@@ -76,8 +89,30 @@ def _original_size(data: bytes, decoded_size: tuple[int, int]) -> tuple[int, int
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
-def _decode_chunk(paths: list[str], preprocess: ImagePreprocess, max_pixels: int) -> list[Decoded]:
-    return [decode_file(p, preprocess, max_pixels) for p in paths]
+def _decode_chunk(paths: list[str], preprocess: ImagePreprocess, max_pixels: int, max_bytes: int) -> list[Decoded]:
+    return [decode_file(p, preprocess, max_pixels, max_bytes) for p in paths]
+
+
+def _start_worker(parent: int, parent_is_main_thread: bool) -> None:
+    """Runs first in every worker: tie its life to the parent's."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform == "linux" and parent_is_main_thread:
+        # The kernel kills the worker when the thread that forked it ends: immediate, but
+        # only right when that thread is the process's main one.
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl here
+            pass
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    # The portable net under the kernel's: an orphan is adopted, so its parent id changes.
+    while os.getppid() == parent:
+        time.sleep(_PARENT_POLL_SECONDS)
+    os._exit(1)
 
 
 def default_workers() -> int:
@@ -90,23 +125,25 @@ def decode_many(
     *,
     workers: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> Iterator[Decoded]:
     """Decode ``paths`` in order. ``workers=0`` decodes in this process."""
     paths = list(paths)
     workers = default_workers() if workers is None else workers
     if workers <= 0 or len(paths) < MIN_FILES_FOR_POOL:
         for path in paths:
-            yield decode_file(path, preprocess, max_pixels)
+            yield decode_file(path, preprocess, max_pixels, max_bytes)
         return
     chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    start = (os.getpid(), threading.current_thread() is threading.main_thread())
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker, initargs=start) as pool:
         pending: deque[Future] = deque()
         next_chunk = 0
         try:
             while pending or next_chunk < len(chunks):
                 while next_chunk < len(chunks) and len(pending) < 4 * workers:
-                    pending.append(pool.submit(_decode_chunk, chunks[next_chunk], preprocess, max_pixels))
+                    pending.append(pool.submit(_decode_chunk, chunks[next_chunk], preprocess, max_pixels, max_bytes))
                     next_chunk += 1
                 yield from pending.popleft().result()
         finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -32,8 +33,14 @@ except ImportError:  # pragma: no cover - depends on the install
 
 # A truncated file must be reported, not padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# Pillow warns about files it reads anyway: a size near its bomb threshold (the pixel limit
+# here decides that), a corrupt EXIF block, a tag past the end. On a user's terminal these
+# are noise, one line per file; a file that fails is reported with its reason instead.
+warnings.filterwarnings("ignore", module=r"PIL\.")
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above any camera, far below a bomb's billions
+# Larger than a 100 MP 16-bit TIFF; bounds what one read may hold in memory.
+DEFAULT_MAX_FILE_BYTES = 1 << 30
 IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .png .gif .webp .bmp .tif .tiff .heic .heif .avif".split()
 )
@@ -45,19 +52,67 @@ def is_image_path(path: str | Path) -> bool:
     return os.path.splitext(str(path))[1].lower() in IMAGE_EXTENSIONS
 
 
-def read_bytes(path: str | Path) -> bytes:
-    """Read a whole file, mapping OS errors to short reasons."""
+def read_bytes(path: str | Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
+    """Read a whole regular file of at most ``max_bytes``, mapping OS errors to short reasons."""
+    return read_file(path, max_bytes)[0]
+
+
+def read_file(path: str | Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[bytes, os.stat_result]:
+    """(contents, the file's status when it was read) of a regular file of at most ``max_bytes``.
+
+    The file is opened without blocking and checked before anything is read: a named pipe
+    would block the read forever and a device (a link to /dev/zero) never ends.
+    """
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise ImageDecodeError("file not found", str(path)) from None
     except IsADirectoryError:
         raise ImageDecodeError("is a directory", str(path)) from None
     except PermissionError:
         raise ImageDecodeError("permission denied", str(path)) from None
-    except OSError as e:
-        raise ImageDecodeError(f"cannot read file ({e.strerror or e})", str(path)) from None
+    except OSError as e:  # a socket cannot even be opened
+        raise ImageDecodeError(_special_file(path) or f"cannot read file ({e.strerror or e})", str(path)) from None
+    info = os.fstat(fd)
+    problem = None
+    if stat.S_ISDIR(info.st_mode):
+        problem = "is a directory"
+    elif not stat.S_ISREG(info.st_mode):
+        problem = f"not a regular file ({file_kind(info.st_mode)})"
+    elif info.st_size > max_bytes:
+        problem = _too_large(info.st_size, max_bytes)
+    if problem:
+        os.close(fd)
+        raise ImageDecodeError(problem, str(path))
+    with os.fdopen(fd, "rb") as f:
+        try:
+            data = f.read(max_bytes + 1)
+        except OSError as e:
+            raise ImageDecodeError(f"cannot read file ({e.strerror or e})", str(path)) from None
+    if len(data) > max_bytes:  # it grew after the check
+        raise ImageDecodeError(_too_large(len(data), max_bytes, at_least=True), str(path))
+    return data, info
+
+
+def _too_large(size: int, max_bytes: int, at_least: bool = False) -> str:
+    return f"file too large ({'over ' if at_least else ''}{size} bytes > the {max_bytes} byte limit)"
+
+
+def _special_file(path: str | Path) -> str | None:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else f"not a regular file ({file_kind(mode)})"
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, for a reason a person reads."""
+    for test, kind in ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "a special file"
 
 
 # Pillow's AVIF plugin and libheif report broken files as RuntimeError, not OSError.
@@ -75,16 +130,14 @@ def _reason(error: Exception) -> str:
 def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
         raise ImageDecodeError("empty file")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data))
-        except Image.DecompressionBombError:
-            raise ImageDecodeError("image too large (decompression bomb)") from None
-        except UnidentifiedImageError:
-            raise ImageDecodeError("not an image or unsupported format") from None
-        except _DECODER_ERRORS as e:
-            raise ImageDecodeError(_reason(e)) from None
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise ImageDecodeError("image too large (decompression bomb)") from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError("not an image or unsupported format") from None
+    except _DECODER_ERRORS as e:
+        raise ImageDecodeError(_reason(e)) from None
     width, height = image.size
     if width <= 0 or height <= 0:
         raise ImageDecodeError("image has no pixels")
