@@ -14,6 +14,11 @@ import numpy as np
 from PIL import Image
 
 from ..data.images import to_rgb
+from ..errors import ImageDecodeError
+
+# How many times the model input's area an image may cover once resized: ordinary photos and
+# panoramas stay far below; a thin strip scaled up to the input's short side goes far above.
+_MAX_STRETCH = 64
 
 
 @dataclass(frozen=True)
@@ -65,28 +70,40 @@ class ImagePreprocess:
             rescale=float(processor.rescale_factor) if getattr(processor, "do_rescale", True) else 1.0,
         )
 
-    def _resized(self, image: Image.Image) -> Image.Image:
+    def _resized_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) after the resize, before any crop."""
         if self.resize_mode == "exact":
-            h, w = self.resize
-            return image.resize((w, h), resample=self.resample)
+            return self.resize[1], self.resize[0]
         short = self.resize[0]
-        w, h = image.size
-        if w <= h:
-            new_w, new_h = short, int(short * h / w)
-        else:
-            new_w, new_h = int(short * w / h), short
-        if (new_w, new_h) == (w, h):
-            return image
-        return image.resize((new_w, new_h), resample=self.resample)
+        if width <= height:
+            return short, int(short * height / width)
+        return int(short * width / height), short
 
-    def _cropped(self, image: Image.Image) -> Image.Image:
-        if not self.crop:
-            return image
+    def _crop_box(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) of the centre crop in an image of this size."""
         ch, cw = self.crop
+        top, left = (height - ch) // 2, (width - cw) // 2
+        return left, top, left + cw, top + ch
+
+    def _resized_cropped(self, image: Image.Image) -> Image.Image:
         w, h = image.size
-        top, left = (h - ch) // 2, (w - cw) // 2
+        new_w, new_h = self._resized_size(w, h)
+        if self.crop is None:
+            if new_w * new_h > _MAX_STRETCH * self.resize[0] * self.resize[1]:
+                raise ImageDecodeError(f"image too thin ({w}x{h}) for a model input without a crop")
+            return image if (new_w, new_h) == (w, h) else image.resize((new_w, new_h), resample=self.resample)
+        ch, cw = self.crop
+        box = self._crop_box(new_w, new_h)
+        if new_w * new_h > _MAX_STRETCH * ch * cw and ch <= new_h and cw <= new_w:
+            # A thin image (1 x 100,000) would be scaled to gigabytes before the crop kept a
+            # sliver of it: resize only the part the crop keeps, in one pass. Same pixels
+            # within rounding; ordinary images keep the exact resize-then-crop below.
+            sx, sy = w / new_w, h / new_h
+            source = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
+            return image.resize((cw, ch), resample=self.resample, box=source)
+        resized = image if (new_w, new_h) == (w, h) else image.resize((new_w, new_h), resample=self.resample)
         # PIL pads with black when the box reaches outside a too-small image.
-        return image.crop((left, top, left + cw, top + ch))
+        return resized.crop(box)
 
     def resize_crop(self, image: Image.Image) -> np.ndarray:
         """Decoded PIL image -> uint8 HWC array at the model's input size.
@@ -96,7 +113,7 @@ class ImagePreprocess:
         # Same conversion as decode_image, so a PIL image passed in directly (an RGBA PNG,
         # say) gives the vector its file would: convert("RGB") would put alpha on black.
         image = to_rgb(image)
-        return np.asarray(self._cropped(self._resized(image)), dtype=np.uint8)
+        return np.asarray(self._resized_cropped(image), dtype=np.uint8)
 
     def normalize(self, batch: np.ndarray) -> np.ndarray:
         """uint8 NHWC batch -> float32 NCHW, rescaled and normalised as the checkpoint expects."""
