@@ -15,7 +15,6 @@ weights, so that a model retrained or updated under the same spec is refused too
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -30,8 +29,10 @@ from ..errors import ClipforgeError, CollectionError, InputError, ModelMismatchE
 from ..models.fingerprint import model_fingerprint
 from ..models.spec import parse_spec
 from ..paths import resolve_collection_path
+from . import health
 from .ann import IndexCache, build_index, search_index
-from .store import SCHEMA_VERSION, Store
+from .lock import write_lock
+from .store import SCHEMA_VERSION, Store, create_database
 from .vectors import VectorSegments
 
 DB_NAME = "collection.sqlite"
@@ -51,6 +52,10 @@ class Hit:
         return asdict(self)
 
 
+class CollectionExists(InputError):
+    """Creating a collection that exists (perhaps created a moment ago by another process)."""
+
+
 class Collection:
     def __init__(self, path: Path, store: Store, device: str = "auto", precision: str = "auto"):
         self.path = path
@@ -58,9 +63,10 @@ class Collection:
         self.model_spec = store.get_meta("model_spec") or ""
         self.dim = int(store.get_meta("dim", "0"))
         self.device, self.precision = device, precision
-        self.vectors = VectorSegments(path / "vectors", self.dim, self._committed_rows())
+        self.vectors = VectorSegments(path / "vectors", self.dim, self.committed_rows())
         self._indexes: dict[str, tuple[int, Any]] = {}
         self._encoder = None
+        self._where = path.name  # how the user named it, for the commands an error suggests
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -69,35 +75,58 @@ class Collection:
 
         path = resolve_collection_path(where)
         if (path / DB_NAME).exists():
-            raise InputError(f"collection {where} already exists at {path}")
+            raise CollectionExists(f"collection {where} already exists at {path}")
         encoder = load_encoder(model, device=device, precision=precision)
         fingerprint = model_fingerprint(encoder.spec)
-        path.mkdir(parents=True, exist_ok=True)
-        store = Store(path / DB_NAME)
-        with store.transaction() as db:
-            for key, value in {
-                "schema_version": SCHEMA_VERSION, "model_spec": encoder.spec, "dim": encoder.dim,
-                "vector_rows": 0, "generation": 0, "created_at": time.time(),
-                **({"model_fingerprint": fingerprint} if fingerprint else {}),
-            }.items():
-                store.set_meta(key, value, db)
-        collection = cls(path, store, device, precision)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CollectionError(f"cannot create collection {where} at {path}: {e.strerror}") from None
+        settings = {
+            "schema_version": SCHEMA_VERSION, "model_spec": encoder.spec, "dim": encoder.dim,
+            "vector_rows": 0, "generation": 0, "created_at": time.time(),
+            **({"model_fingerprint": fingerprint} if fingerprint else {}),
+        }
+        # The model loaded outside the lock (it is slow); the database appears whole, under
+        # the lock, or not at all: another process may have created it meanwhile.
+        with write_lock(path, path.name):
+            try:
+                create_database(path / DB_NAME, settings)
+            except FileExistsError:
+                raise CollectionExists(f"collection {where} was created by another process meanwhile") from None
+        collection = cls(path, Store(path / DB_NAME), device, precision)
         collection._encoder = encoder
         return collection
 
     @classmethod
-    def open(cls, where: str | os.PathLike, model: str | None = None, *, device: str = "auto", precision: str = "auto") -> "Collection":
-        """Open an existing collection; with ``model``, refuse it unless it is the one used to build it."""
+    def open(cls, where: str | os.PathLike, model: str | None = None, *, device: str = "auto", precision: str = "auto",
+             check: bool = True) -> "Collection":
+        """Open an existing collection; with ``model``, refuse it unless it is the one used to build it.
+
+        A damaged collection (vectors missing) is refused with what is wrong, unless ``check``
+        is False: ``info`` and ``repair`` open it to say what is wrong and to mend it.
+        """
         path = resolve_collection_path(where)
         if not (path / DB_NAME).exists():
             hint = "" if path.exists() and any(path.iterdir()) else "; create it with `clipforge index DIR -c NAME --model SPEC`"
             raise NotFoundError(f"no collection '{where}' (looked for {path / DB_NAME}){hint}")
         store = Store(path / DB_NAME)
-        version = store.get_meta("schema_version")
-        if version != str(SCHEMA_VERSION):
+        try:
+            meta = store.all_meta()
+            version = meta.get("schema_version")
+            if version != str(SCHEMA_VERSION):
+                raise CollectionError(f"{path}: unknown collection schema version {version!r} (this clipforge reads {SCHEMA_VERSION})")
+            wrong = health.settings_problems(meta)
+            if wrong:
+                raise CollectionError(f"collection {path.name} cannot be opened: {wrong[0]}; its database was edited "
+                                      f"or damaged: restore it from a backup, or index again into a new collection")
+            collection = cls(path, store, device, precision)
+            collection._where = os.fspath(where)
+            if check and (found := health.quick_problems(collection)):
+                raise health.damaged(collection.name, collection._where, found)
+        except BaseException:
             store.close()
-            raise CollectionError(f"{path}: unknown collection schema version {version!r} (this clipforge reads {SCHEMA_VERSION})")
-        collection = cls(path, store, device, precision)
+            raise
         if model is not None:
             collection.check_model(model)
         return collection
@@ -108,7 +137,10 @@ class Collection:
             return cls.open(where, model, **kwargs)
         if model is None:
             raise InputError(f"collection '{where}' does not exist yet: pass a model (--model SPEC) to create it")
-        return cls.create(where, model, **kwargs)
+        try:
+            return cls.create(where, model, **kwargs)
+        except CollectionExists:  # another process created it first: join it, if the model agrees
+            return cls.open(where, model, **kwargs)
 
     def check_model(self, model: str) -> None:
         wanted = str(parse_spec(model))
@@ -161,37 +193,51 @@ class Collection:
         self.close()
 
     # -- writing -------------------------------------------------------------------------
-    def _committed_rows(self) -> int:
+    def committed_rows(self) -> int:
         return int(self.store.get_meta("vector_rows", "0"))
 
     @contextmanager
     def writing(self):
         """Hold the collection's write lock; cut off vectors a killed writer left behind."""
-        lock = open(self.path / ".write.lock", "w")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            raise CollectionError(f"collection {self.name} is being written by another process") from None
-        try:
-            self.vectors.discard_uncommitted(self._committed_rows())
+        with write_lock(self.path, self.name):
+            with self._diagnosed():
+                self.vectors.discard_uncommitted(self.committed_rows())
             yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            lock.close()
+
+    @contextmanager
+    def _diagnosed(self):
+        """Vectors found missing mid-way (deleted behind the collection's back) get the full diagnosis."""
+        try:
+            yield
+        except CollectionError:
+            found = health.quick_problems(self)
+            if not found:
+                raise
+            raise health.damaged(self.name, self._where, found) from None
+
+    def _read_vectors(self, rows) -> np.ndarray:
+        self.vectors.rows = self.committed_rows()
+        with self._diagnosed():
+            return self.vectors.read(rows)
 
     def append_vectors(self, vectors: np.ndarray) -> int:
         """Append vectors (inside ``writing``); commit ``vector_rows`` with the items using them."""
         return self.vectors.append(vectors)
 
     def add_images(self, sources: Iterable[str | os.PathLike], *, batch_size: int = 64, workers: int | None = None,
-                   max_pixels: int | None = None, on_progress: Callable[[int, int], None] | None = None):
-        """Index image files and folders incrementally. Returns an ``IndexReport``."""
+                   max_pixels: int | None = None, max_bytes: int | None = None,
+                   on_progress: Callable[[int, int], None] | None = None):
+        """Index image files and folders incrementally. Returns an ``IndexReport``.
+
+        Files over ``max_bytes`` or images over ``max_pixels`` are skipped with their reason.
+        """
         from .ingest import IngestOptions, index_images
 
         options = IngestOptions(batch_size=batch_size, workers=workers, on_progress=on_progress)
         if max_pixels is not None:
             options.max_pixels = max_pixels
+        if max_bytes is not None:
+            options.max_bytes = max_bytes
         return index_images(self, [Path(s) for s in sources], options)
 
     def add_texts(self, texts: Sequence[str], *, ids: Sequence[str] | None = None,
@@ -212,8 +258,7 @@ class Collection:
         index = disk.load(kind, generation)
         if index is None:
             ids, rows = self.store.live_vector_rows(kind)
-            self.vectors.rows = self._committed_rows()
-            index = build_index(self.vectors.read(rows), np.asarray(ids, dtype=np.int64))
+            index = build_index(self._read_vectors(rows), np.asarray(ids, dtype=np.int64))
             disk.save(kind, generation, index)
         self._indexes[kind] = (generation, index)
         return index
@@ -261,8 +306,7 @@ class Collection:
         """Stored image vectors keyed by absolute path; paths not in the collection are absent."""
         keys = [str(Path(p).expanduser().resolve()) for p in paths]
         items = {k: i for k, i in self.store.items_by_key(keys).items() if i.kind == "image" and not i.removed}
-        self.vectors.rows = self._committed_rows()
-        vectors = self.vectors.read([i.vector_row for i in items.values()])
+        vectors = self._read_vectors([i.vector_row for i in items.values()])
         return dict(zip(items.keys(), vectors))
 
     def vectors_for_ids(self, ids: Sequence[int]) -> np.ndarray:
@@ -275,8 +319,7 @@ class Collection:
             if item is None or item.removed:
                 raise NotFoundError(f"collection {self.name} has no item {item_id}")
             rows.append(item.vector_row)
-        self.vectors.rows = self._committed_rows()
-        return self.vectors.read(rows)
+        return self._read_vectors(rows)
 
     def _model_changed_or_unknown(self) -> bool | None:
         # info must work even when the model is gone (a deleted run directory): None, unknown.
@@ -296,7 +339,12 @@ class Collection:
             "model_fingerprint": self.store.get_meta("model_fingerprint"),
             "model_changed": self._model_changed_or_unknown(),
             **counts,
-            "vector_rows": self._committed_rows(),
+            "vector_rows": self.committed_rows(),
             "disk_bytes": size,
             "skipped_files": self.store.list_skipped(skipped_limit),
+            "problems": health.problems(self),
         }
+
+    def repair(self, on_progress: Callable[[int, int], None] | None = None) -> health.RepairReport:
+        """Rebuild what can be rebuilt of a damaged collection (see ``index.health``)."""
+        return health.repair(self, on_progress)

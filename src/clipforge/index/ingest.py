@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.decode_pool import Decoded, decode_many
-from ..data.images import DEFAULT_MAX_PIXELS, is_image_path
+from ..data.images import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, file_kind, is_image_path
 from ..errors import InputError, NotFoundError
 from .store import NewItem
 
@@ -35,6 +35,7 @@ class IngestOptions:
     batch_size: int = 64
     workers: int | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES
     on_progress: Callable[[int, int], None] | None = None
 
 
@@ -79,8 +80,10 @@ def scan_sources(sources: Sequence[Path]) -> tuple[list[_FileStat], list[str]]:
                 for name in sorted(filenames):
                     if not name.startswith(".") and is_image_path(name):
                         _add_stat(files, os.path.join(dirpath, name))
-        elif not os.access(resolved, os.R_OK) or not resolved.is_file():
-            raise InputError(f"cannot read {source}: not a readable file")
+        elif not resolved.is_file():
+            raise InputError(f"cannot index {source}: not a regular file ({file_kind(resolved.stat().st_mode)})")
+        elif not os.access(resolved, os.R_OK):
+            raise InputError(f"cannot read {source}: permission denied")
         else:
             _add_stat(files, str(resolved))
     return sorted(files.values(), key=lambda f: f.path), folders
@@ -125,12 +128,19 @@ class _ImageBatcher:
         if len(self.to_encode) + len(self.reuse) + len(self.failed) >= self.batch_size:
             self.commit()
 
+    def _stat(self, decoded: Decoded) -> tuple[int, int]:
+        """(size, mtime) of what was read: a file changed since the scan is recorded as read."""
+        if decoded.size is not None:
+            return decoded.size, decoded.mtime_ns
+        listed = self.stats[decoded.path]
+        return listed.size, listed.mtime_ns
+
     def _item(self, decoded: Decoded, row: int) -> NewItem:
-        st = self.stats[decoded.path]
+        size, mtime_ns = self._stat(decoded)
         return NewItem(
-            kind="image", key=decoded.path, path=decoded.path, size=st.size, mtime_ns=st.mtime_ns,
+            kind="image", key=decoded.path, path=decoded.path, size=size, mtime_ns=mtime_ns,
             sha256=decoded.sha256, vector_row=row,
-            metadata={"width": decoded.width, "height": decoded.height, "bytes": st.size},
+            metadata={"width": decoded.width, "height": decoded.height, "bytes": size},
         )
 
     def commit(self) -> None:
@@ -148,9 +158,7 @@ class _ImageBatcher:
         items += [self._item(d, row if row is not None else rows_by_hash[d.sha256]) for d, row in self.reuse]
         with store.transaction() as db:
             store.upsert_items(db, items)
-            store.record_skipped(db, [
-                (d.path, self.stats[d.path].size, self.stats[d.path].mtime_ns, d.error) for d in self.failed
-            ])
+            store.record_skipped(db, [(d.path, *self._stat(d), d.error) for d in self.failed])
             store.forget_skipped(db, [item.path for item in items])
             store.set_meta("vector_rows", collection.vectors.rows, db)
             store.bump_generation(db)
@@ -212,7 +220,8 @@ def index_images(collection, sources: Sequence[Path], options: IngestOptions) ->
         encoder = collection.encoder if todo else None
         done = 0
         for decoded in decode_many([f.path for f in todo], encoder.preprocess if encoder else None,
-                                   workers=options.workers, max_pixels=options.max_pixels):
+                                   workers=options.workers, max_pixels=options.max_pixels,
+                                   max_bytes=options.max_bytes):
             batcher.add(decoded)
             done += 1
             if options.on_progress:

@@ -11,6 +11,7 @@ harmless.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -89,11 +90,61 @@ class NewItem:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+def _fs(text: str | None) -> bytes | None:
+    """A path as the bytes the file system uses, for a ``CAST(? AS TEXT)`` parameter.
+
+    Linux file names are bytes, and Python holds the ones that are not UTF-8 with lone
+    surrogates, which sqlite3 refuses to encode. SQLite stores any bytes in a TEXT column, so
+    a path goes in as its raw bytes and comes back through ``_read_text``: lossless, and a
+    UTF-8 path is stored exactly as before.
+    """
+    return None if text is None else text.encode("utf-8", "surrogateescape")
+
+
+def _read_text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    db.text_factory = _read_text
+    return db
+
+
+def create_database(path: Path, settings: dict[str, Any]) -> None:
+    """A new collection database holding ``settings``, or FileExistsError if ``path`` exists.
+
+    It is written under a temporary name and linked into place, so a reader finds either no
+    database or a complete one, and two creators cannot both succeed.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    tmp.unlink(missing_ok=True)
+    try:
+        db = _connect(tmp)
+        try:
+            db.executescript(_SCHEMA)
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [(k, str(v)) for k, v in settings.items()])
+            db.execute("COMMIT")
+        finally:
+            db.close()
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 class Store:
     def __init__(self, path: Path):
         self.path = path
         try:
-            self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            self.db = _connect(path)
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
@@ -119,6 +170,12 @@ class Store:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
 
+    def all_meta(self) -> dict[str, str]:
+        try:
+            return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as e:
+            raise CollectionError(f"{self.path} is not a readable collection database ({e})") from None
+
     def set_meta(self, key: str, value: Any, db: sqlite3.Connection | None = None) -> None:
         (db or self.db).execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -140,13 +197,13 @@ class Store:
         now = time.time()
         db.executemany(
             """INSERT INTO items (kind, key, path, text, size, mtime_ns, sha256, vector_row, metadata, removed, added_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+               VALUES (?, CAST(? AS TEXT), CAST(? AS TEXT), ?, ?, ?, ?, ?, ?, 0, ?)
                ON CONFLICT(key) DO UPDATE SET
                  path = excluded.path, text = excluded.text, size = excluded.size,
                  mtime_ns = excluded.mtime_ns, sha256 = excluded.sha256,
                  vector_row = excluded.vector_row, metadata = excluded.metadata, removed = 0""",
             [
-                (i.kind, i.key, i.path, i.text, i.size, i.mtime_ns, i.sha256, i.vector_row,
+                (i.kind, _fs(i.key), _fs(i.path), i.text, i.size, i.mtime_ns, i.sha256, i.vector_row,
                  json.dumps(i.metadata, ensure_ascii=False, sort_keys=True), now)
                 for i in items
             ],
@@ -156,8 +213,8 @@ class Store:
         found: dict[str, Item] = {}
         for start in range(0, len(keys), 500):  # SQLite caps the number of parameters
             chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self.db.execute(f"SELECT * FROM items WHERE key IN ({marks})", chunk):
+            marks = ",".join(["CAST(? AS TEXT)"] * len(chunk))
+            for row in self.db.execute(f"SELECT * FROM items WHERE key IN ({marks})", [_fs(k) for k in chunk]):
                 found[row["key"]] = Item.from_row(row)
         return found
 
@@ -175,6 +232,15 @@ class Store:
                 found[row["id"]] = Item.from_row(row)
         return found
 
+    def items_with_rows(self, rows: list[int]) -> list[Item]:
+        """Every item (removed ones too) pointing at one of ``rows``."""
+        found: list[Item] = []
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found += [Item.from_row(r) for r in self.db.execute(f"SELECT * FROM items WHERE vector_row IN ({marks})", chunk)]
+        return found
+
     def live_vector_rows(self, kind: str) -> tuple[list[int], list[int]]:
         """(item ids, vector rows) of the items of ``kind`` that are not removed, by id."""
         rows = self.db.execute(
@@ -188,8 +254,8 @@ class Store:
         return [
             (r[0], r[1])
             for r in self.db.execute(
-                "SELECT id, path FROM items WHERE kind = 'image' AND removed = 0 AND path LIKE ? ESCAPE '\\'",
-                (like,),
+                "SELECT id, path FROM items WHERE kind = 'image' AND removed = 0 AND path LIKE CAST(? AS TEXT) ESCAPE '\\'",
+                (_fs(like),),
             )
         ]
 
@@ -208,7 +274,7 @@ class Store:
 
     # -- files that could not be decoded -----------------------------------------------
     def skipped_entry(self, path: str) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM skipped WHERE path = ?", (path,)).fetchone()
+        return self.db.execute("SELECT * FROM skipped WHERE path = CAST(? AS TEXT)", (_fs(path),)).fetchone()
 
     def skipped_paths(self) -> dict[str, tuple[int | None, int | None]]:
         return {r[0]: (r[1], r[2]) for r in self.db.execute("SELECT path, size, mtime_ns FROM skipped")}
@@ -216,12 +282,12 @@ class Store:
     def record_skipped(self, db: sqlite3.Connection, entries: Iterable[tuple[str, int | None, int | None, str]]) -> None:
         now = time.time()
         db.executemany(
-            "INSERT OR REPLACE INTO skipped (path, size, mtime_ns, reason, at) VALUES (?, ?, ?, ?, ?)",
-            [(p, s, m, r, now) for p, s, m, r in entries],
+            "INSERT OR REPLACE INTO skipped (path, size, mtime_ns, reason, at) VALUES (CAST(? AS TEXT), ?, ?, ?, ?)",
+            [(_fs(p), s, m, r, now) for p, s, m, r in entries],
         )
 
     def forget_skipped(self, db: sqlite3.Connection, paths: Iterable[str]) -> None:
-        db.executemany("DELETE FROM skipped WHERE path = ?", [(p,) for p in paths])
+        db.executemany("DELETE FROM skipped WHERE path = CAST(? AS TEXT)", [(_fs(p),) for p in paths])
 
     def list_skipped(self, limit: int | None = None) -> list[dict[str, Any]]:
         query = "SELECT path, reason FROM skipped ORDER BY path"

@@ -15,17 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import CollectionError
+
 SEGMENT_ROWS = 1 << 20
 _DTYPE = np.dtype("<f2")
 
 
 class VectorSegments:
     def __init__(self, directory: Path, dim: int, committed_rows: int, segment_rows: int = SEGMENT_ROWS):
+        # The folder is made by the first append, not here: opening a collection whose
+        # folder was lost must not hide the loss behind a new empty one.
         self.directory = directory
         self.dim = dim
         self.rows = committed_rows
         self.segment_rows = segment_rows
-        directory.mkdir(parents=True, exist_ok=True)
 
     def _segment_path(self, index: int) -> Path:
         return self.directory / f"seg-{index:05d}.f16"
@@ -33,10 +36,76 @@ class VectorSegments:
     def _row_bytes(self) -> int:
         return self.dim * _DTYPE.itemsize
 
+    def _segment_count(self, rows: int) -> int:
+        return -(-rows // self.segment_rows)
+
+    def _rows_in_segment(self, index: int, rows: int) -> int:
+        return max(0, min(self.segment_rows, rows - index * self.segment_rows))
+
+    def shortfalls(self, rows: int | None = None) -> list[str]:
+        """What is missing for the first ``rows`` rows (default: the committed ones), one line each."""
+        rows = self.rows if rows is None else rows
+        if rows and not self.directory.is_dir():
+            return [f"{self.directory.name}/ is missing (it should hold {rows} vectors)"]
+        problems = []
+        for index in range(self._segment_count(rows)):
+            path, wanted = self._segment_path(index), self._rows_in_segment(index, rows)
+            try:
+                present = path.stat().st_size // self._row_bytes()
+            except FileNotFoundError:
+                problems.append(f"{self.directory.name}/{path.name} is missing (it should hold {wanted} vectors)")
+                continue
+            if present < wanted:
+                problems.append(f"{self.directory.name}/{path.name} holds {present} vectors, not {wanted}")
+        return problems
+
+    def present(self, rows: np.ndarray) -> np.ndarray:
+        """Which of ``rows`` are stored whole on disk (a boolean per row)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        segments, offsets = np.divmod(rows, self.segment_rows)
+        ok = np.zeros(len(rows), dtype=bool)
+        for index in np.unique(segments):
+            try:
+                stored = self._segment_path(int(index)).stat().st_size // self._row_bytes()
+            except FileNotFoundError:
+                continue
+            mask = segments == index
+            ok[mask] = offsets[mask] < stored
+        return ok
+
+    def resize(self, total_rows: int) -> None:
+        """Make the segments exactly ``total_rows`` long, zero-filling what is missing.
+        For repairs, under the write lock; rows filled with zeros are written next."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.rows = total_rows
+        count = self._segment_count(total_rows)
+        for path in self.directory.glob("seg-*.f16"):
+            if int(path.stem.split("-")[1]) >= count:
+                path.unlink()
+        for index in range(count):
+            with open(self._segment_path(index), "ab") as f:
+                f.truncate(self._rows_in_segment(index, total_rows) * self._row_bytes())
+                os.fsync(f.fileno())
+
+    def overwrite(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        """Write ``vectors`` at existing ``rows``, in place, and sync (repairs only)."""
+        data = np.ascontiguousarray(vectors, dtype=_DTYPE)
+        segments, offsets = np.divmod(np.asarray(rows, dtype=np.int64), self.segment_rows)
+        for index in np.unique(segments):
+            with open(self._segment_path(int(index)), "r+b") as f:
+                for i in np.flatnonzero(segments == index):
+                    f.seek(int(offsets[i]) * self._row_bytes())
+                    f.write(data[i].tobytes())
+                f.flush()
+                os.fsync(f.fileno())
+
     def discard_uncommitted(self, committed_rows: int) -> None:
         """Cut every segment back to ``committed_rows``. Call only while holding the write lock."""
         self.rows = committed_rows
         full, rest = divmod(self.rows, self.segment_rows)
+        problems = self.shortfalls()
+        if problems:  # appending now would write past a hole
+            raise CollectionError(problems[0])
         for path in sorted(self.directory.glob("seg-*.f16")):
             index = int(path.stem.split("-")[1])
             keep_rows = self.segment_rows if index < full else rest if index == full else 0
@@ -57,6 +126,7 @@ class VectorSegments:
             raise ValueError(f"expected vectors of shape (n, {self.dim}), got {vectors.shape}")
         first = self.rows
         data = np.ascontiguousarray(vectors, dtype=_DTYPE)
+        self.directory.mkdir(parents=True, exist_ok=True)
         row = first
         while len(data):
             index, offset = divmod(row, self.segment_rows)
@@ -83,11 +153,12 @@ class VectorSegments:
         segments, offsets = np.divmod(rows, self.segment_rows)
         for index in np.unique(segments):
             mask = segments == index
-            count = self.rows - index * self.segment_rows
-            mapped = np.memmap(
-                self._segment_path(int(index)), dtype=_DTYPE, mode="r",
-                shape=(min(count, self.segment_rows), self.dim),
-            )
+            count = self._rows_in_segment(int(index), self.rows)
+            try:
+                mapped = np.memmap(self._segment_path(int(index)), dtype=_DTYPE, mode="r", shape=(count, self.dim))
+            except (OSError, ValueError):  # deleted or cut short behind the collection's back
+                problems = self.shortfalls() or [f"{self.directory.name}/ cannot be read"]
+                raise CollectionError(problems[0]) from None
             out[mask] = mapped[offsets[mask]]
             del mapped
         # Every stored vector was unit length before rounding to float16; renormalising puts

@@ -1,0 +1,62 @@
+"""The single-writer lock of a collection.
+
+A POSIX record lock (``fcntl.lockf``) on ``.write.lock``, not ``flock``: a record lock is
+owned by the process, so processes forked while it is held (the decode workers) never hold
+it, and the kernel drops it the moment its owner dies, however it dies. An ``flock`` lock
+belongs to the open file, which forked children share: a killed writer's orphaned workers
+kept it, and every later writer was refused.
+
+Record locks do not exclude threads of one process from each other, and closing *any*
+descriptor of the file releases them. So the process also keeps a registry of the
+collections it is writing, checked before the file is even opened.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import CollectionError
+
+LOCK_NAME = ".write.lock"
+
+_held: set[str] = set()
+_held_guard = threading.Lock()
+
+
+def _busy(name: str) -> CollectionError:
+    return CollectionError(f"collection {name} is being written by another process")
+
+
+@contextmanager
+def write_lock(directory: Path, name: str) -> Iterator[None]:
+    """Hold ``directory``'s write lock, or raise CollectionError at once if someone else does."""
+    key = os.path.realpath(directory)
+    with _held_guard:
+        if key in _held:
+            raise _busy(name)
+        _held.add(key)
+    try:
+        try:
+            fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise CollectionError(f"cannot lock collection {name} for writing: {e.strerror} ({directory})") from None
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EACCES, errno.EAGAIN):
+                raise _busy(name) from None
+            raise CollectionError(f"cannot lock collection {name} for writing: {e.strerror}") from None
+        try:
+            yield
+        finally:
+            os.close(fd)  # closing drops the record lock
+    finally:
+        with _held_guard:
+            _held.discard(key)
