@@ -30,3 +30,8 @@ def resolve_collection_path(name_or_path: str | os.PathLike) -> Path:
             f"bad collection name {text!r}: use letters, digits, '.', '_' and '-', or a path with a '/'"
         )
     return data_home() / text
+
+
+def readable_path(path: str) -> str:
+    """A path for people: bytes that are not UTF-8 (held as lone surrogates) shown as ``\\xNN``."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError, NotFoundError
+from ..paths import readable_path
 from .common import collection_option, model_options, progress_bar
 from .output import console, emit, json_option
 
@@ -20,9 +21,11 @@ from .output import console, emit, json_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="Decode processes (default: one per core; 0 = none).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None, help="Refuse images above this many pixels (decompression bombs).")
+@click.option("--max-file-mb", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Skip files larger than this (default: 1024 MiB).")
 @model_options
 @json_option
-def index(sources, collection, model, batch_size, workers, max_pixels, device, precision, as_json):
+def index(sources, collection, model, batch_size, workers, max_pixels, max_file_mb, device, precision, as_json):
     """Index image files and folders into a collection.
 
     Re-running is incremental: unchanged files are skipped, moved files reuse their vectors,
@@ -36,7 +39,8 @@ def index(sources, collection, model, batch_size, workers, max_pixels, device, p
     with Collection.open_or_create(collection, model, device=device, precision=precision) as coll:
         with progress_bar("indexing") as update:
             report = coll.add_images(sources, batch_size=batch_size, workers=workers,
-                                     max_pixels=max_pixels, on_progress=update)
+                                     max_pixels=max_pixels, on_progress=update,
+                                     max_bytes=None if max_file_mb is None else int(max_file_mb * (1 << 20)))
         result = {"collection": coll.name, "path": str(coll.path), **report.to_dict()}
     emit(result, as_json, _render_report)
 
@@ -48,7 +52,7 @@ def _render_report(result: dict) -> None:
         f"in {result['seconds']:.1f} s"
     )
     for failure in result["failures"][:20]:
-        console.print(f"  skipped {failure['path']}: {failure['reason']}", markup=False)
+        console.print(f"  skipped {readable_path(failure['path'])}: {failure['reason']}", markup=False)
     if len(result["failures"]) > 20:
         console.print(f"  ... and {len(result['failures']) - 20} more (see `clipforge info`)")
 

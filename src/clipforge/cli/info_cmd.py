@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..paths import readable_path
 from .common import collection_option
 from .output import console, emit, json_option
 
@@ -13,15 +14,15 @@ from .output import console, emit, json_option
 @click.option("--all-skipped", is_flag=True, help="List every skipped file, not only the first 100.")
 @json_option
 def info(collection, all_skipped, as_json):
-    """Show a collection's model, dimension, counts, and the files skipped and why."""
+    """Show a collection's model, dimension, counts, the files skipped and why, and any damage."""
     from ..index.collection import Collection
 
-    with Collection.open(collection) as coll:
+    with Collection.open(collection, check=False) as coll:
         result = coll.info(skipped_limit=None if all_skipped else 100)
-    emit(result, as_json, _render)
+    emit(result, as_json, lambda r: _render(r, collection))
 
 
-def _render(result: dict) -> None:
+def _render(result: dict, typed_name: str) -> None:
     console.print(f"[bold]{result['name']}[/]  {result['path']}", highlight=False)
     console.print(f"model      {result['model']}  ({result['dim']}-d)", markup=False, highlight=False)
     if result["model_fingerprint"]:
@@ -33,9 +34,13 @@ def _render(result: dict) -> None:
         f"{result['removed']} removed, {result['skipped']} skipped"
     )
     console.print(f"disk       {result['disk_bytes'] / 1e6:.1f} MB")
+    for problem in result["problems"]:
+        console.print(f"[red]damaged:[/] {problem}", highlight=False)
+    if result["problems"]:
+        console.print(f"run `clipforge repair -c {typed_name}` to rebuild what can be rebuilt", markup=False)
     if result["skipped_files"]:
         console.print("skipped files:")
         for entry in result["skipped_files"]:
-            console.print(f"  {entry['path']}: {entry['reason']}", markup=False, highlight=False)
+            console.print(f"  {readable_path(entry['path'])}: {entry['reason']}", markup=False, highlight=False)
         if len(result["skipped_files"]) < result["skipped"]:
             console.print(f"  ... {result['skipped'] - len(result['skipped_files'])} more (--all-skipped)")

@@ -8,6 +8,7 @@ import click
 from rich.table import Table
 
 from ..errors import InputError
+from ..paths import readable_path
 from .common import collection_option, model_options, positive_k
 from .output import console, emit, json_option
 
@@ -54,5 +55,5 @@ def _render(result: dict) -> None:
     table.add_column("score", justify="right")
     table.add_column("item")
     for rank, hit in enumerate(hits, 1):
-        table.add_row(str(rank), f"{hit['score']:.4f}", hit["path"] or hit["text"])
+        table.add_row(str(rank), f"{hit['score']:.4f}", readable_path(hit["path"]) if hit["path"] else hit["text"])
     console.print(table)
