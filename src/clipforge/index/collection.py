@@ -89,6 +89,8 @@ class Collection:
         }
         # The model loaded outside the lock (it is slow); the database appears whole, under
         # the lock, or not at all: another process may have created it meanwhile.
+        if (path / DB_NAME).exists():
+            raise CollectionExists(f"collection {where} was created by another process meanwhile")
         with write_lock(path, path.name):
             try:
                 create_database(path / DB_NAME, settings)

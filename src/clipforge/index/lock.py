@@ -17,6 +17,7 @@ import errno
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,10 @@ LOCK_NAME = ".write.lock"
 
 _held: set[str] = set()
 _held_guard = threading.Lock()
+# Some holders keep the lock only a moment (creating a collection, committing a text); a
+# writer that arrives then waits this long before it gives up.
+WAIT_SECONDS = 3.0
+_POLL_SECONDS = 0.05
 
 
 def _busy(name: str) -> CollectionError:
@@ -34,29 +39,46 @@ def _busy(name: str) -> CollectionError:
 
 
 @contextmanager
-def write_lock(directory: Path, name: str) -> Iterator[None]:
-    """Hold ``directory``'s write lock, or raise CollectionError at once if someone else does."""
+def write_lock(directory: Path, name: str, wait: float = WAIT_SECONDS) -> Iterator[None]:
+    """Hold ``directory``'s write lock; raise CollectionError if someone else holds it for
+    longer than ``wait`` seconds."""
     key = os.path.realpath(directory)
-    with _held_guard:
-        if key in _held:
+    deadline = time.monotonic() + wait
+    while not _claim(key):
+        if time.monotonic() > deadline:
             raise _busy(name)
-        _held.add(key)
+        time.sleep(_POLL_SECONDS)
     try:
         try:
             fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as e:
             raise CollectionError(f"cannot lock collection {name} for writing: {e.strerror} ({directory})") from None
         try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            os.close(fd)
-            if e.errno in (errno.EACCES, errno.EAGAIN):
-                raise _busy(name) from None
-            raise CollectionError(f"cannot lock collection {name} for writing: {e.strerror}") from None
-        try:
+            _lock_file(fd, name, deadline)
             yield
         finally:
             os.close(fd)  # closing drops the record lock
     finally:
         with _held_guard:
             _held.discard(key)
+
+
+def _claim(key: str) -> bool:
+    with _held_guard:
+        if key in _held:
+            return False
+        _held.add(key)
+        return True
+
+
+def _lock_file(fd: int, name: str, deadline: float) -> None:
+    while True:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EAGAIN):
+                raise CollectionError(f"cannot lock collection {name} for writing: {e.strerror}") from None
+        if time.monotonic() > deadline:
+            raise _busy(name)
+        time.sleep(_POLL_SECONDS)
