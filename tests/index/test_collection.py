@@ -245,3 +245,9 @@ def test_schema_version_is_checked(coll):
     coll.store.set_meta("schema_version", 99)
     with pytest.raises(CollectionError, match="schema version"):
         Collection.open(coll.path)
+
+
+def test_a_text_that_is_not_valid_unicode_is_refused(coll):
+    with pytest.raises(InputError, match="text 2 is not valid Unicode"):
+        coll.add_texts(["fine", "caf\udce9"])
+    assert coll.info()["texts"] == 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from ..errors import InputError, NotFoundError
 from .store import NewItem
 
 log = logging.getLogger(__name__)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # how Python holds bytes that were not UTF-8
 
 
 @dataclass
@@ -249,6 +251,8 @@ def index_texts(collection, texts: Sequence[str], *, ids=None, metadata=None, ba
     for number, text in enumerate(texts, 1):
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"text {number} is empty")
+        if not text.isascii() and _LONE_SURROGATE.search(text):
+            raise InputError(f"text {number} is not valid Unicode (it holds undecodable bytes)")
     report = IndexReport()
     keys = [_text_key(t, None if ids is None else str(ids[i])) for i, t in enumerate(texts)]
     with collection.writing():
