@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 # `torch` requirement resolved by pip can pull a multi-GB CUDA build instead.
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup system-deps test demo bench clean
+.PHONY: setup system-deps test reliability demo bench clean
 
 setup: system-deps $(VENV)/.installed
 
@@ -22,6 +22,10 @@ $(VENV)/.installed: pyproject.toml
 
 test: setup
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q
+
+# The part of the suite that kills, races and feeds hostile input (also run by `make test`).
+reliability: setup
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q tests/reliability
 
 demo: setup
 	@bash scripts/demo.sh
