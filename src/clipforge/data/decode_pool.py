@@ -18,14 +18,12 @@ SIGINT; a Ctrl-C reaches the parent, which shuts the pool down.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import multiprocessing
 import os
 import signal
 import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -35,13 +33,12 @@ import numpy as np
 
 from ..errors import ImageDecodeError
 from ..models.preprocess import ImagePreprocess
+from ..processes import die_with_parent, exit_when_orphaned
 from .images import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, decode_bytes, read_file
 
 # Below this many files the pool's start-up (about a second) costs more than it saves.
 MIN_FILES_FOR_POOL = 16
 _CHUNK = 4  # files per task: amortises inter-process overhead, keeps latency low
-_PARENT_POLL_SECONDS = 0.2
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -96,23 +93,9 @@ def _decode_chunk(paths: list[str], preprocess: ImagePreprocess, max_pixels: int
 def _start_worker(parent: int, parent_is_main_thread: bool) -> None:
     """Runs first in every worker: tie its life to the parent's."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform == "linux" and parent_is_main_thread:
-        # The kernel kills the worker when the thread that forked it ends: immediate, but
-        # only right when that thread is the process's main one.
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):  # pragma: no cover - no prctl here
-            pass
-    if os.getppid() != parent:  # the parent died before the line above took effect
-        os._exit(1)
-    threading.Thread(target=_exit_when_orphaned, args=(parent,), name="parent-watch", daemon=True).start()
-
-
-def _exit_when_orphaned(parent: int) -> None:
-    # The portable net under the kernel's: an orphan is adopted, so its parent id changes.
-    while os.getppid() == parent:
-        time.sleep(_PARENT_POLL_SECONDS)
-    os._exit(1)
+    if parent_is_main_thread:  # the kernel's request follows the forking thread, not the process
+        die_with_parent()
+    exit_when_orphaned(parent)
 
 
 def default_workers() -> int:

@@ -17,16 +17,15 @@ s, and only between batches).
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import signal
-import sys
 import threading
+
+from ..processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class StopOnSignals:
@@ -63,21 +62,11 @@ class StopOnSignals:
                 signal.raise_signal(sig)
 
 
-def _die_with_parent() -> bool:
-    """Ask the kernel to SIGKILL this process when the process that started it dies."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
-
-
 def loader_worker_init(worker_id: int) -> None:
     """``worker_init_fn`` of the training data loader. A forked worker inherits the trainer's
     handlers, but a spawned one would die of the first SIGTERM sent to the group, and
     PyTorch then fails the trainer's next fetch. A worker that dies with the trainer may
     ignore SIGTERM; one that cannot must stay stoppable by it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if _die_with_parent():
+    if die_with_parent():
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
