@@ -13,8 +13,9 @@ from fastapi import APIRouter, HTTPException, Request
 from ..index.collection import Collection, Hit
 from ..search.classify import DEFAULT_TEMPLATES, classify
 from ..search.queries import load_query_image
-from .bodies import body_doc, parse_body
+from .bodies import parse_body
 from .deadline import check_deadline
+from .openapi import BEARER, body_doc, errors
 from .schemas import (
     AddTextsRequest,
     ClassifyRequest,
@@ -26,6 +27,7 @@ from .schemas import (
     PredictionOut,
     SearchRequest,
     SearchResponse,
+    TextIn,
 )
 from .search import Query, query_vector, search_page
 from .service import Served, Service, ServiceDep
@@ -64,10 +66,22 @@ def _classify(encoder, body: ClassifyRequest, limits: Limits):
 
 
 def _add_texts(served: Served, body: AddTextsRequest, device: str, precision: str) -> dict:
+    texts = [TextIn(text=t) if isinstance(t, str) else t for t in body.texts]
+    report: dict = {}
     # A second handle on the collection writes, so that the serving handle never sees
     # uncommitted vectors; it picks the new items up by their generation.
     with Collection.open(served.collection.path, device=device, precision=precision) as writer:
-        return writer.add_texts(body.texts, ids=body.ids, metadata=body.metadata).to_dict()
+        # The library takes ids for all texts or for none: texts with ids go in one call.
+        for group in ([t for t in texts if t.id is None], [t for t in texts if t.id is not None]):
+            if group:
+                ids = [t.id for t in group] if group[0].id is not None else None
+                part = writer.add_texts([t.text for t in group], ids=ids, metadata=[t.metadata for t in group])
+                report = _merged(report, part.to_dict())
+    return report
+
+
+def _merged(report: dict, part: dict) -> dict:
+    return {key: report[key] + value if key in report else value for key, value in part.items()}
 
 
 def check_write_token(service: Service, request: Request) -> None:
@@ -83,7 +97,7 @@ def check_write_token(service: Service, request: Request) -> None:
 router = APIRouter()
 
 
-@router.post("/search", response_model=SearchResponse, tags=["search"],
+@router.post("/search", response_model=SearchResponse, tags=["search"], responses=errors(400, 404, 413, 422, 503),
              openapi_extra=body_doc(SearchRequest, multipart=True))
 async def search(request: Request, service: ServiceDep) -> SearchResponse:
     """Search by text, image (base64 in JSON, or a multipart upload), item ("more like this"), or image plus text."""
@@ -99,7 +113,8 @@ async def search(request: Request, service: ServiceDep) -> SearchResponse:
                           has_more=page.has_more, results=[hit_out(request, served, h) for h in page.hits])
 
 
-@router.post("/embed", response_model=EmbedResponse, tags=["models"], openapi_extra=body_doc(EmbedRequest))
+@router.post("/embed", response_model=EmbedResponse, tags=["models"], responses=errors(400, 404, 413, 422, 503),
+             openapi_extra=body_doc(EmbedRequest))
 async def embed(request: Request, service: ServiceDep) -> EmbedResponse:
     """Vectors for texts and/or base64 images, from a collection's model."""
     body = await parse_body(request, EmbedRequest, service.limits)
@@ -114,7 +129,7 @@ async def embed(request: Request, service: ServiceDep) -> EmbedResponse:
     )
 
 
-@router.post("/classify", response_model=ClassifyResponse, tags=["models"],
+@router.post("/classify", response_model=ClassifyResponse, tags=["models"], responses=errors(400, 404, 413, 422, 503),
              openapi_extra=body_doc(ClassifyRequest, multipart=True))
 async def classify_image(request: Request, service: ServiceDep) -> ClassifyResponse:
     """Zero-shot probabilities of one image over the given labels."""
@@ -131,7 +146,9 @@ async def collections(service: ServiceDep) -> list[CollectionOut]:
     return [await service.run(describe, served) for served in service.served.values()]
 
 
-@router.post("/collections/{collection}/texts", tags=["collections"], openapi_extra=body_doc(AddTextsRequest))
+@router.post("/collections/{collection}/texts", tags=["collections"],
+             responses=errors(401, 403, 404, 409, 413, 422, 503),
+             openapi_extra={**body_doc(AddTextsRequest), "security": [{BEARER: []}]})
 async def add_texts(collection: str, request: Request, service: ServiceDep) -> dict:
     """Add texts to a collection. Disabled unless the server has a write token; then it requires it."""
     check_write_token(service, request)

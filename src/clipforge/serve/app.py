@@ -13,14 +13,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..errors import ClipforgeError, CollectionError, ModelLoadError, NotFoundError
 from . import api, compat, routes
-from .bodies import add_body_schemas
 from .docs import install_docs
 from .middleware import (
     BodyLimitMiddleware,
@@ -28,6 +26,7 @@ from .middleware import (
     Metrics,
     MetricsMiddleware,
 )
+from .openapi import install_openapi
 from .schemas import AddTextsRequest, ClassifyRequest, EmbedRequest, SearchRequest
 from .service import Service
 from .settings import ServeSettings
@@ -58,19 +57,6 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unexpected)
 
 
-def _install_openapi(app: FastAPI) -> None:
-    def openapi() -> dict:
-        if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            bodies = [SearchRequest, EmbedRequest, ClassifyRequest, AddTextsRequest,
-                      compat.KnnRequest, compat.MetadataRequest]
-            add_body_schemas(schema, bodies, [SearchRequest, ClassifyRequest])
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi
-
-
 def create_app(settings: ServeSettings) -> FastAPI:
     """The app serving ``settings.collections``; models load when it starts."""
     metrics = Metrics()
@@ -92,7 +78,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=routes.STATIC), name="static")
     install_docs(app)
-    _install_openapi(app)
+    install_openapi(app, [SearchRequest, EmbedRequest, ClassifyRequest, AddTextsRequest, compat.KnnRequest,
+                          compat.MetadataRequest], [SearchRequest, ClassifyRequest], settings.limits,
+                    {served.collection.dim for served in service.served.values()})
     # The last added is the outermost: metrics see every answer, the deadline covers the work.
     app.add_middleware(DeadlineMiddleware, seconds=settings.limits.request_seconds)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes)

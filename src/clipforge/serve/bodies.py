@@ -9,8 +9,8 @@ models (with the server's limits in the validation context), and every failure b
 
 from __future__ import annotations
 
-import copy
 import json
+import re
 import types
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
@@ -19,11 +19,12 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
-from .schemas import UPLOAD_TOO_LARGE
+from .fields import UPLOAD_TOO_LARGE
 from .settings import Limits
 
 M = TypeVar("M", bound=BaseModel)
 _FORM_PART_BYTES = 64 * 1024  # a form field that is not a file: text, numbers, a JSON filter
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def invalid(loc: tuple, message: str, kind: str = "value_error") -> RequestValidationError:
@@ -49,16 +50,29 @@ def _not_json(constant: str):
     raise invalid((), f"JSON decode error: {constant} is not a JSON value", "json_invalid")
 
 
+def _check_text(data: Any) -> None:
+    # JSON's \u escapes can spell half of a UTF-16 surrogate pair, which is no character:
+    # Python keeps it in a str that cannot be encoded, and a tokenizer or SQLite fails on it.
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise invalid((), "JSON decode error: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff), "
+                          "which is not a character", "json_invalid") from None
+
+
 async def json_body(request: Request) -> Any:
     raw = await request.body()
     if not raw.strip():
         raise invalid((), "a JSON body is required", "missing")
     try:
-        return json.loads(raw, parse_constant=_not_json)
+        data = json.loads(raw, parse_constant=_not_json)
     except json.JSONDecodeError as e:
         raise invalid((e.pos,), f"JSON decode error: {e.msg}", "json_invalid") from None
     except (UnicodeDecodeError, RecursionError):
         raise invalid((), "JSON decode error: not UTF-8, or nested too deeply", "json_invalid") from None
+    if _SURROGATE_ESCAPE.search(raw):  # the full check only for bodies that may need it
+        _check_text(data)
+    return data
 
 
 async def parse_body(request: Request, model: type[M], limits: Limits, multipart: bool = False) -> M:
@@ -88,16 +102,18 @@ async def _form_data(request: Request, model: type[BaseModel], limits: Limits) -
     form = await request.form(max_files=limits.max_batch_items, max_fields=256, max_part_size=_FORM_PART_BYTES)
     data: dict[str, Any] = {}
     for name in dict.fromkeys(form.keys()):
+        field = model.model_fields.get(name)
+        shape = _shape(field.annotation) if field else "scalar"
         values = []
         for value in form.getlist(name):
             if isinstance(value, UploadFile):
                 value = await value.read() if value.filename or value.size else ""
-            if value != "":  # a browser sends empty fields for inputs left blank
+            # A browser sends an empty field for an input left blank: no value. An empty
+            # entry of a list is a value, and is judged as one.
+            if value != "" or shape == "list":
                 values.append(value)
         if not values:
             continue
-        field = model.model_fields.get(name)
-        shape = _shape(field.annotation) if field else "scalar"
         if shape == "list":
             data[name] = values
         elif shape == "dict":
@@ -112,47 +128,3 @@ def _json_field(name: str, value: Any) -> Any:
         return json.loads(value)
     except (json.JSONDecodeError, TypeError, UnicodeDecodeError, RecursionError):
         raise invalid((name,), "must be a JSON object", "json_invalid") from None
-
-
-# -- documentation -----------------------------------------------------------------------
-def body_doc(model: type[BaseModel], multipart: bool = False) -> dict[str, Any]:
-    """``openapi_extra`` declaring the bodies ``parse_body`` reads (see ``add_body_schemas``)."""
-    content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
-    if multipart:
-        content["multipart/form-data"] = {"schema": {"$ref": f"#/components/schemas/{model.__name__}Form"}}
-    return {"requestBody": {"required": True, "content": content}}
-
-
-def _is_image(schema: dict) -> bool:
-    options = schema.get("anyOf", [schema])
-    return any(o.get("contentEncoding") == "base64" for o in options)
-
-
-def _is_object(schema: dict) -> bool:
-    return any(o.get("type") == "object" for o in schema.get("anyOf", [schema]))
-
-
-def form_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The multipart variant of ``model``'s schema: files for images, JSON text for objects."""
-    schema = copy.deepcopy(model.model_json_schema(ref_template="#/components/schemas/{model}"))
-    for name, prop in schema.get("properties", {}).items():
-        if _is_image(prop):
-            schema["properties"][name] = {"type": "string", "format": "binary", "description": "an image file"}
-        elif _is_object(prop):
-            schema["properties"][name] = {"type": "string", "description": f"{name} as a JSON object"}
-    schema["title"] = f"{model.__name__}Form"
-    schema.pop("additionalProperties", None)
-    return schema
-
-
-def add_body_schemas(openapi: dict[str, Any], models: list[type[BaseModel]],
-                     form_models: list[type[BaseModel]]) -> None:
-    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
-    for model in models:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(schema.pop("$defs", {}))
-        schemas[model.__name__] = schema
-    for model in form_models:
-        schema = form_schema(model)
-        schemas.update(schema.pop("$defs", {}))
-        schemas[f"{model.__name__}Form"] = schema

@@ -24,23 +24,16 @@ import urllib.request
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Request
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    WithJsonSchema,
-    field_validator,
-    model_validator,
-)
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from ..errors import InputError
 from ..index.collection import Hit
 from ..index.store import Item
-from .bodies import body_doc, json_body, validate
-from .schemas import ImageData, ItemId, check_at_most
+from .bodies import invalid, json_body, validate
+from .openapi import body_doc, errors
+from .fields import DIMENSION_KEY, NOT_BLANK, WHOLE, AtMost, ImageData, ItemId, Text
+from .schemas import one_given
 from .search import Query, query_vector, search_page, unit_vector
 from .service import Served, Service, ServiceDep
 
@@ -60,6 +53,9 @@ _OWN_ITEM = re.compile(r"^/items/(?P<collection>[^/]+)/(?P<item>\d{1,19})/(image
 
 
 class _NullIsAbsent(BaseModel):
+    """A clip-retrieval body: null counts as absent (so every optional field is nullable in
+    the schema too), and fields clipforge does not use are ignored."""
+
     model_config = ConfigDict(extra="ignore")
 
     @model_validator(mode="before")
@@ -71,37 +67,35 @@ class _NullIsAbsent(BaseModel):
 
 
 class KnnRequest(_NullIsAbsent):
-    text: str | None = None
+    """A nearest-neighbour query: the first given of text (not blank), image, image_url and
+    embedding_input. image_url is fetched only where the server allows it; a URL of one of
+    this server's item images is always resolved here."""
+
+    model_config = ConfigDict(json_schema_extra=one_given("text", "image", "image_url", "embedding_input",
+                                                         text={"pattern": NOT_BLANK, "minLength": 1}))
+
+    text: Text | None = None
     image: ImageData | None = None
     image_url: str | None = Field(None, max_length=4096)
-    embedding_input: Annotated[list[Float32], Field(min_length=1, max_length=16384)] | None = None
-    modality: Literal["image", "text"] = "image"
-    num_images: int = Field(40, ge=1)
-    num_result_ids: int | None = Field(None, ge=1)
+    embedding_input: Annotated[list[Float32], Field(min_length=1, json_schema_extra={
+        DIMENSION_KEY: True, "contains": {"not": {"const": 0}}})] | None = Field(
+        None, description="a query vector, as many values as the collection's dimension, not all zero")
+    modality: Literal["image", "text"] | None = "image"
+    num_images: Annotated[int, Field(ge=1), AtMost("max_k"), WHOLE] | None = 40
+    num_result_ids: Annotated[int, Field(ge=1), AtMost("max_result_ids"), WHOLE] | None = None
     indice_name: str | None = Field(None, max_length=255)
 
-    @field_validator("text")
+    @field_validator("embedding_input")
     @classmethod
-    def _text(cls, value: str, info: ValidationInfo) -> str:
-        check_at_most(len(value), info, "max_text_chars", "at most {} characters")
-        return value
-
-    @field_validator("num_images")
-    @classmethod
-    def _num_images(cls, value: int, info: ValidationInfo) -> int:
-        check_at_most(value, info, "max_k")
-        return value
-
-    @field_validator("num_result_ids")
-    @classmethod
-    def _num_result_ids(cls, value: int, info: ValidationInfo) -> int:
-        check_at_most(value, info, "max_result_ids")
-        return value
+    def _has_direction(cls, vector: list[float] | None) -> list[float] | None:
+        if vector is not None and not any(vector):
+            raise ValueError("is all zeros: it has no direction to search in")
+        return vector
 
     @model_validator(mode="after")
     def _something(self) -> "KnnRequest":
-        if self.text == "":
-            self.text = None  # clip_back treats an empty text as no text
+        if self.text is not None and not self.text.strip():
+            self.text = None  # clip_back treats an empty text as no text; one of spaces is none either
         if self.text is None and self.image is None and self.image_url is None and self.embedding_input is None:
             raise ValueError("must fill one of text, image, image_url and embedding_input")
         return self
@@ -158,9 +152,10 @@ async def _knn_vector(request: Request, service: Service, served: Served, body: 
         if own is not None and own[0] is served:
             return await service.run(query_vector, served, None, Query(item_id=own[1]), service.limits)
         if not service.settings.allow_image_urls:
-            raise InputError("image_url is not fetched by this server (it would let clients make the server "
-                             "fetch any URL); send the image as base64 in 'image', or start the server "
-                             "with --allow-image-urls")
+            # Well formed, understood, and refused by the server's configuration: a 403.
+            raise HTTPException(403, "image_url is not fetched by this server (it would let clients make the "
+                                     "server fetch any URL); send the image as base64 in 'image', or start the "
+                                     "server with --allow-image-urls")
         data = await service.run(_fetch_image, body.image_url, service.limits.max_upload_bytes)
         return await service.run(query_vector, served, service.encoder(served), Query(image=data), service.limits)
     return unit_vector(body.embedding_input, "embedding_input")
@@ -175,11 +170,16 @@ async def indices_list(service: ServiceDep) -> list[str]:
     return list(service.served)
 
 
-@router.post("/knn-service", response_model=list[dict[str, Any]], openapi_extra=body_doc(KnnRequest))
+@router.post("/knn-service", response_model=list[dict[str, Any]], responses=errors(400, 403, 404, 413, 422, 503),
+             openapi_extra=body_doc(KnnRequest))
 async def knn_service(request: Request, service: ServiceDep) -> list[dict[str, Any]]:
     """clip-retrieval's nearest-neighbour query."""
     body = validate(KnnRequest, await json_body(request), service.limits)
     served = service.get(body.indice_name)
+    if body.embedding_input is not None and len(body.embedding_input) != served.collection.dim:
+        # Checked even where another field is the query: a malformed field is an error, used or not.
+        raise invalid(("embedding_input",), f"must have {served.collection.dim} values, the dimension of "
+                                            f"collection {served.name}, not {len(body.embedding_input)}")
     vector = await _knn_vector(request, service, served, body)
     count = body.num_result_ids or body.num_images
     page = await service.run(search_page, served, vector, k=count, target=body.modality)
@@ -190,7 +190,8 @@ async def knn_service(request: Request, service: ServiceDep) -> list[dict[str, A
     return results
 
 
-@router.post("/metadata", response_model=list[dict[str, Any]], openapi_extra=body_doc(MetadataRequest))
+@router.post("/metadata", response_model=list[dict[str, Any]], responses=errors(404, 413, 422),
+             openapi_extra=body_doc(MetadataRequest))
 async def metadata(request: Request, service: ServiceDep) -> list[dict[str, Any]]:
     """Metadata of items by id, for results that came without it."""
     body = validate(MetadataRequest, await json_body(request), service.limits)

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..errors import NotFoundError
 from .files import image_mime, read_item_file
+from .openapi import errors
 from .schemas import Status
 from .service import ServiceDep
 from .settings import MAX_ITEM_ID
@@ -36,7 +37,7 @@ def _item_image(collection, item_id: int) -> tuple[bytes, str]:
 
 
 @router.get("/items/{collection}/{item_id}/thumbnail", name="item_thumbnail", tags=["items"],
-            response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+            response_class=Response, responses={200: {"content": {"image/jpeg": {}}}, **errors(404, 422)})
 async def item_thumbnail(collection: str, item_id: ItemPath, service: ServiceDep) -> Response:
     """A JPEG thumbnail of an image item of the collection."""
     served = service.get(collection)
@@ -45,7 +46,7 @@ async def item_thumbnail(collection: str, item_id: ItemPath, service: ServiceDep
 
 
 @router.get("/items/{collection}/{item_id}/image", name="item_image", tags=["items"],
-            response_class=Response, responses={200: {"content": {"image/*": {}}}})
+            response_class=Response, responses={200: {"content": {"image/*": {}}}, **errors(404, 422)})
 async def item_image(collection: str, item_id: ItemPath, service: ServiceDep) -> Response:
     """The original file of an image item of the collection."""
     served = service.get(collection)

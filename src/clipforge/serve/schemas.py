@@ -1,86 +1,43 @@
 """Request and response bodies of the HTTP API.
 
-Limits that depend on the server's settings (``k``, text length, list sizes) are checked
-during validation from the ``limits`` in the validation context, so a request past one gets
-the same 422 naming the field as any other invalid value.
+The field types (``fields.py``) carry the rules that the OpenAPI schema states too; the
+rules across fields (give a text, an image or an item) are stated in each model's schema
+beside the validator that enforces them.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    WithJsonSchema,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ..search.classify import DEFAULT_TEMPLATES
-from .settings import MAX_ITEM_ID, Limits
+from .fields import NOT_BLANK, WHOLE, AtMost, ImageData, ItemId, NonBlankText, Template, Text, limits_of
 
-_DATA_URL = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.ASCII)
-_DEFAULT_LIMITS = Limits()
-UPLOAD_TOO_LARGE = "upload_too_large"  # the one validation error answered with 413, not 422
-
-
-def limits_of(info: ValidationInfo) -> Limits:
-    return (info.context or {}).get("limits", _DEFAULT_LIMITS)
-
-
-def check_at_most(count: int, info: ValidationInfo, limit: str, message: str = "at most {}") -> None:
-    """Refuse ``count`` above the server's ``limit`` (a Limits field); ``message`` gets the limit."""
-    most = getattr(limits_of(info), limit)
-    if count > most:
-        raise ValueError(message.format(most))
-
-
-def _decode_image(value: Any) -> Any:
-    """Base64 (or a data: URL) to bytes; bytes from a multipart upload pass as they are."""
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
-    if not isinstance(value, str):
-        return value  # let the bytes validator name the wrong type
-    try:
-        return base64.b64decode(_DATA_URL.sub("", value.strip(), count=1), validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("not valid base64 image data") from None
-
-
-def _check_upload_size(value: bytes, info: ValidationInfo) -> bytes:
-    limit = limits_of(info).max_upload_bytes
-    if len(value) > limit:
-        raise PydanticCustomError(UPLOAD_TOO_LARGE, "the image is larger than the {limit} byte limit", {"limit": limit})
-    return value
-
-
-ImageData = Annotated[
-    bytes,
-    BeforeValidator(_decode_image),
-    AfterValidator(_check_upload_size),
-    WithJsonSchema({"type": "string", "contentEncoding": "base64",
-                    "description": "an encoded image (JPEG, PNG, WebP, ...) in base64, or a data: URL"}),
-]
-ItemId = Annotated[int, Field(ge=0, le=MAX_ITEM_ID)]
 Scalar = str | int | float | bool
 Target = Literal["image", "text"]
 
 
-def _check_texts(values: list[str] | None, info: ValidationInfo) -> list[str] | None:
-    limit = limits_of(info).max_text_chars
-    for value in values or []:
-        if len(value) > limit:
-            raise ValueError(f"each text may have at most {limit} characters")
-    return values
+def _present(schema: dict, extra: dict) -> dict:
+    """``schema`` without its null option, with ``extra`` constraints."""
+    options = [o for o in schema.get("anyOf", [schema]) if o.get("type") != "null"]
+    return {**(options[0] if len(options) == 1 else {"anyOf": options}), **extra}
+
+
+def one_given(*names: str, exclusive: tuple[str, ...] = (), **extra: dict):
+    """``json_schema_extra`` for "give at least one of ``names``" (each with its ``extra``
+    constraints), and "not all of ``exclusive``". Each branch repeats its field's schema, so
+    that a reader generating from one branch alone still makes a valid value."""
+
+    def extend(schema: dict, model: type) -> None:
+        properties = schema["properties"]
+        schema["anyOf"] = [{"required": [name], "properties": {name: _present(properties[name], extra.get(name, {}))}}
+                           for name in names]
+        if exclusive:
+            schema["not"] = {"required": list(exclusive),
+                             "properties": {name: _present(properties[name], {}) for name in exclusive}}
+
+    return extend
 
 
 class _Request(BaseModel):
@@ -92,45 +49,26 @@ class _Request(BaseModel):
 class SearchRequest(_Request):
     """Search by text, by image, by an item ("more like this"), or by an image plus a text instruction."""
 
-    text: str | None = Field(None, description="the query, or the instruction added to an image or item query")
+    model_config = ConfigDict(json_schema_extra=one_given("text", "image", "item_id", exclusive=("image", "item_id"),
+                                                         text={"pattern": NOT_BLANK, "minLength": 1}))
+
+    text: Text | None = Field(None, description="the query, or the instruction added to an image or item query; "
+                                                "one of text, image and item_id is required")
     image: ImageData | None = None
     item_id: ItemId | None = Field(None, description="search with this item of the collection: more like this")
     text_weight: float = Field(0.5, ge=0.0, le=1.0, description="weight of the text when image and text are given")
     target: Target = Field("image", description="the kind of item to find")
-    k: int = Field(20, ge=1, description="results per page")
-    offset: int = Field(0, ge=0, description="results to skip: the page start")
+    k: Annotated[int, Field(ge=1), AtMost("max_k"), WHOLE] = Field(20, description="results per page")
+    offset: Annotated[int, Field(ge=0), AtMost("max_offset"), WHOLE] = Field(
+        0, description="results to skip: the page start")
     min_score: float | None = Field(None, ge=-1.0, le=1.0, description="drop results scored below this cosine")
-    filters: dict[str, Scalar | list[Scalar]] = Field(
+    filters: Annotated[dict[str, Scalar | list[Scalar]], AtMost("max_filters")] = Field(
         default_factory=dict, description="metadata key -> required value, or a list of accepted values")
-
-    @field_validator("text")
-    @classmethod
-    def _text(cls, value: str | None, info: ValidationInfo) -> str | None:
-        _check_texts([value] if value is not None else None, info)
-        return value
-
-    @field_validator("k")
-    @classmethod
-    def _k(cls, value: int, info: ValidationInfo) -> int:
-        check_at_most(value, info, "max_k", "k may be at most {}")
-        return value
-
-    @field_validator("offset")
-    @classmethod
-    def _offset(cls, value: int, info: ValidationInfo) -> int:
-        check_at_most(value, info, "max_offset", "offset may be at most {}")
-        return value
-
-    @field_validator("filters")
-    @classmethod
-    def _filters(cls, value: dict, info: ValidationInfo) -> dict:
-        check_at_most(len(value), info, "max_filters", "at most {} filters")
-        return value
 
     @model_validator(mode="after")
     def _one_query(self) -> "SearchRequest":
-        if self.text is not None and not self.text.strip() and (self.image is not None or self.item_id is not None):
-            self.text = None  # an empty instruction field beside an image means no instruction
+        if self.text is not None and not self.text.strip():
+            self.text = None  # no text: an empty instruction beside an image, or nothing at all
         if self.text is None and self.image is None and self.item_id is None:
             raise ValueError("give a text, an image or an item_id to search with")
         if self.image is not None and self.item_id is not None:
@@ -139,22 +77,13 @@ class SearchRequest(_Request):
 
 
 class EmbedRequest(_Request):
-    """Texts and/or images to embed with a collection's model."""
+    """Texts and/or images to embed with a collection's model; at least one of them."""
 
-    texts: list[str] | None = None
-    images: list[ImageData] | None = None
+    model_config = ConfigDict(json_schema_extra=one_given("texts", "images", texts={"minItems": 1},
+                                                         images={"minItems": 1}))
 
-    @field_validator("texts", "images")
-    @classmethod
-    def _count(cls, value: list | None, info: ValidationInfo) -> list | None:
-        if value is not None:
-            check_at_most(len(value), info, "max_batch_items", "at most {} per request")
-        return value
-
-    @field_validator("texts")
-    @classmethod
-    def _text_length(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
-        return _check_texts(value, info)
+    texts: Annotated[list[Text], AtMost("max_batch_items")] | None = None
+    images: Annotated[list[ImageData], AtMost("max_batch_items")] | None = None
 
     @model_validator(mode="after")
     def _something(self) -> "EmbedRequest":
@@ -164,19 +93,23 @@ class EmbedRequest(_Request):
 
 
 class ClassifyRequest(_Request):
-    """Zero-shot classification of one image against labels."""
+    """Zero-shot classification of one image against labels. Labels are unique once stripped
+    of surrounding white space, and labels x templates (7 templates by default) may be at
+    most the server's prompt limit (2000 by default)."""
 
     image: ImageData
-    labels: list[str] = Field(min_length=1)
-    templates: list[str] | None = Field(None, min_length=1, description="prompt templates, each with one '{}'")
+    labels: Annotated[list[NonBlankText], Field(min_length=1, json_schema_extra={"uniqueItems": True}),
+                      AtMost("max_labels")]
+    templates: Annotated[list[Template], Field(min_length=1), AtMost("max_labels")] | None = Field(
+        None, description="prompt templates, each with one '{}' for the label")
     text_memory: bool = Field(True, description="read the image through the model's text memory, if it ships one")
 
-    @field_validator("labels", "templates")
+    @field_validator("labels")
     @classmethod
-    def _labels(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
-        if value is not None:
-            check_at_most(len(value), info, "max_labels", "at most {} entries")
-        return _check_texts(value, info)
+    def _unique(cls, labels: list[str]) -> list[str]:
+        if len({label.strip() for label in labels}) != len(labels):
+            raise ValueError("labels must be unique")
+        return labels
 
     @model_validator(mode="after")
     def _prompt_count(self, info: ValidationInfo) -> "ClassifyRequest":
@@ -186,18 +119,22 @@ class ClassifyRequest(_Request):
         return self
 
 
-class AddTextsRequest(BaseModel):
+class TextIn(BaseModel):
+    """A text to add, with the id that names it (re-adding an id replaces its text) and metadata."""
+
     model_config = ConfigDict(extra="forbid")
 
-    texts: list[str] = Field(min_length=1)
-    ids: list[str] | None = None
-    metadata: list[dict[str, Any]] | None = None
+    text: NonBlankText
+    id: str | None = Field(None, description="your id for the text; without one, the text itself identifies it")
+    metadata: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("texts")
-    @classmethod
-    def _texts(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        check_at_most(len(value), info, "max_batch_items", "at most {} per request")
-        return _check_texts(value, info)
+
+class AddTextsRequest(BaseModel):
+    """Texts to add: each a string, or an object with its id and metadata."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    texts: Annotated[list[NonBlankText | TextIn], Field(min_length=1), AtMost("max_batch_items")]
 
 
 # -- responses ---------------------------------------------------------------------------
@@ -255,3 +192,17 @@ class CollectionOut(BaseModel):
 class Status(BaseModel):
     status: str
     detail: str | None = None
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="what went wrong, in one line")
+
+
+class FieldError(BaseModel):
+    type: str
+    loc: list[str | int] = Field(description="where: 'body' or the parameter's place, then the path to the value")
+    msg: str
+
+
+class ValidationErrorOut(BaseModel):
+    detail: list[FieldError]

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, NotFoundError
 from ..index.collection import Hit
 from ..search.queries import build_query, load_query_image
 from .deadline import check_deadline
@@ -37,8 +37,8 @@ def query_vector(served: Served, encoder, query: Query, limits: Limits) -> np.nd
         if query.text is None:
             return served.read(lambda c: c.vectors_for_ids([query.item_id]))[0]
         item = served.read(lambda c: c.get(query.item_id))
-        if item.kind != "image":
-            raise InputError(f"item {query.item_id} is a text: an instruction can only be added to an image item")
+        if item.kind != "image":  # a 404, as for the item's image file: the item has none
+            raise NotFoundError(f"item {query.item_id} is a text, with no image to add an instruction to")
         image, _ = read_item_file(served.collection, query.item_id)
     picture = None
     if image is not None:
