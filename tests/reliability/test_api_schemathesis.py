@@ -79,14 +79,15 @@ def server_answers(url: str) -> Counter:
     return counts
 
 
-def test_every_check_on_every_operation(server, image_generators):
+def test_every_check_on_every_operation(server, image_generators, capsys):
     before = server_answers(server.url)
     report = run(schemathesis.openapi.from_url(server.url + "/openapi.json", config=config()))
     answered = server_answers(server.url) - before
     server_errors = sum(n for status, n in answered.items() if status.startswith("5"))
-    print(f"\nschemathesis: {report.cases} test cases, {report.requests} requests sent; the server answered "
-          f"{sum(answered.values()):.0f} ({', '.join(f'{s}: {n:.0f}' for s, n in sorted(answered.items()))}); "
-          f"{len(report.failures)} failures found, {len(report.set_aside)} findings set aside")
+    with capsys.disabled():  # the figures, shown even when output is captured
+        print(f"\nschemathesis: {report.cases} test cases, {report.requests} requests sent; the server answered "
+              f"{sum(answered.values()):.0f} ({', '.join(f'{s}: {n:.0f}' for s, n in sorted(answered.items()))}); "
+              f"{len(report.failures)} failures found, {len(report.set_aside)} findings set aside")
     print("checks run:", ", ".join(f"{name} {count}" for name, count in sorted(report.checks.items())))
     for failure in report.failures:
         print(" - failure:", failure)

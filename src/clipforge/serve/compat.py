@@ -13,7 +13,7 @@
 Flags clipforge cannot honour (``use_mclip``, ``deduplicate``, safety and violence models,
 aesthetic scores) are accepted and ignored. ``image_url`` is never fetched unless the
 server allows it: a URL of one of this server's own item images is resolved locally (the
-front end's "similar images" sends those), anything else is refused with a 400.
+front end's "similar images" sends those), anything else is refused with a 403.
 """
 
 from __future__ import annotations
