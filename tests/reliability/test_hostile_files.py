@@ -8,10 +8,13 @@ import os
 import sqlite3
 
 import hostile_corpus
+import httpx
 import pytest
 from reliability_support import cli_env, photo, run
 
 from clipforge.index.collection import Collection
+from clipforge.serve import ServeSettings, create_app
+from clipforge.serve.runner import BackgroundServer
 
 
 def _outcomes(coll) -> dict[str, str]:
@@ -134,3 +137,26 @@ def test_a_named_pipe_given_directly_does_not_hang(tmp_path, tiny_clip_spec, whe
         result = run(["search", "-c", str(coll), "--image", str(pipe)], env, timeout=120)
         assert result.returncode != 0 and "not a regular file" in result.stderr
         assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_the_server_answers_for_a_name_that_is_not_utf8(tmp_path, tiny_clip_spec):
+    folder = tmp_path / "names"
+    name = os.fsdecode(os.path.join(os.fsencode(folder), b"caf\xe9.jpg"))
+    photo(folder / "tmp.jpg", (64, 48), seed=3).rename(name)
+    with Collection.create(tmp_path / "coll", model=tiny_clip_spec) as coll:
+        coll.add_images([folder])
+    settings = ServeSettings(collections=(str(tmp_path / "coll"),), load_in_background=False)
+    server = BackgroundServer(create_app(settings)).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            found = http.post("/search", json={"text": "a photo", "k": 1})
+            assert found.status_code == 200, found.text
+            hit = found.json()["results"][0]
+            assert hit["path"].endswith("caf\\xe9.jpg"), "shown readably"
+            assert http.get(hit["image_url"]).content == open(name, "rb").read()
+            knn = http.post("/knn-service", json={"text": "a photo", "num_images": 1})
+            assert knn.status_code == 200 and knn.json()[0]["image_path"].endswith("caf\\xe9.jpg")
+            meta = http.post("/metadata", json={"ids": [hit["id"]]})
+            assert meta.status_code == 200 and meta.json()[0]["metadata"]["image_path"].endswith("caf\\xe9.jpg")
+    finally:
+        server.stop()

@@ -11,6 +11,7 @@ import hmac
 from fastapi import APIRouter, HTTPException, Request
 
 from ..index.collection import Collection, Hit
+from ..paths import readable_path
 from ..search.classify import DEFAULT_TEMPLATES, classify
 from ..search.queries import load_query_image
 from .bodies import parse_body
@@ -41,7 +42,8 @@ def hit_out(request: Request, served: Served, hit: Hit) -> HitOut:
             "thumbnail_url": request.url_for("item_thumbnail", collection=served.name, item_id=hit.id).path,
             "image_url": request.url_for("item_image", collection=served.name, item_id=hit.id).path,
         }
-    return HitOut(id=hit.id, score=hit.score, kind=hit.kind, path=hit.path, text=hit.text,
+    path = readable_path(hit.path) if hit.path else None  # JSON cannot carry a name that is not UTF-8
+    return HitOut(id=hit.id, score=hit.score, kind=hit.kind, path=path, text=hit.text,
                   metadata=hit.metadata, **urls)
 
 

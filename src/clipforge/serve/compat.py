@@ -30,6 +30,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchem
 from ..errors import InputError
 from ..index.collection import Hit
 from ..index.store import Item
+from ..paths import readable_path
 from .bodies import invalid, json_body, validate
 from .openapi import body_doc, errors
 from .fields import DIMENSION_KEY, NOT_BLANK, WHOLE, AtMost, ImageData, ItemId, Text
@@ -111,7 +112,7 @@ def item_metadata(request: Request, served: Served, hit: Hit | Item) -> dict[str
     meta = dict(hit.metadata)
     if hit.kind == "image":
         meta["url"] = str(request.url_for("item_image", collection=served.name, item_id=hit.id))
-        meta["image_path"] = hit.path
+        meta["image_path"] = readable_path(hit.path) if hit.path else None
     if hit.text is not None:
         meta.setdefault("caption", hit.text)
     return meta
