@@ -67,3 +67,9 @@ def test_bad_labels_and_templates(clip, tmp_path):
     assert load_templates(path) == ["a photo of a {}."]
     with pytest.raises(NotFoundError):
         load_templates(tmp_path / "missing.txt")
+
+
+def test_other_braces_in_a_template_are_text(clip):
+    classifier = build_classifier(clip, ["cat"], ["a {} in {braces} and {0}"])
+    expected = clip.encode_texts(["a cat in {braces} and {0}"])[0]
+    assert np.allclose(classifier[0], expected / np.linalg.norm(expected), atol=1e-5)

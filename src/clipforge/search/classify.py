@@ -66,7 +66,8 @@ def build_classifier(encoder, labels: Sequence[str], templates: Sequence[str] = 
     """Class vectors, shape (len(labels), dim), each the renormalised mean of its prompts."""
     labels = check_labels(labels)
     templates = check_templates(templates)
-    prompts = [template.format(label) for label in labels for template in templates]
+    # replace, not format: any other brace in a template is text, not a field to fill.
+    prompts = [template.replace("{}", label) for label in labels for template in templates]
     embeddings = encoder.encode_texts(prompts).reshape(len(labels), len(templates), -1)
     means = embeddings.mean(axis=1)
     return (means / np.linalg.norm(means, axis=1, keepdims=True).clip(min=1e-12)).astype(np.float32)
