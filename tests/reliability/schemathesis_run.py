@@ -73,10 +73,13 @@ def _read(value, schema: dict):
         return ""  # a file: to JSON Schema, a string
     readers = {"integer": int, "number": float, "object": json.loads,
                "boolean": lambda text: {"true": True, "false": False}[text.lower()]}
-    try:
-        return readers[schema["type"]](value) if schema.get("type") in readers else value
-    except (ValueError, KeyError):
-        return value  # stays text, which the schema then judges
+    # An optional form field is "a boolean, or empty": each option's type may give the meaning.
+    for kind in [schema.get("type"), *(option.get("type") for option in schema.get("anyOf", []))]:
+        try:
+            return readers[kind](value)
+        except (ValueError, KeyError):
+            continue
+    return value  # stays text, which the schema then judges
 
 
 def as_sent(case, request):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -36,6 +37,10 @@ def test_a_resume_logs_the_steps_after_its_checkpoint_once(shapes_small, tmp_pat
     # A run that got 2 steps past its step-3 checkpoint before it died, then resumed there.
     train(tiny_config(out, shapes_small, run_steps=5, keep_checkpoints=5, **val))
     assert _raw_steps(out, "train") == [1, 2, 3, 4, 5]
+    # TensorBoard reads its event files in name order, and a name holds the whole second it
+    # was made in and then a counter of this process: in the same second, writer 10 would sort
+    # before writer 9. A resume by hand never comes within the second of its run's start.
+    time.sleep(1.0 - time.time() % 1.0)
     resumed = train(tiny_config(out, shapes_small, resume=str(out / "step-0000003"), keep_checkpoints=5, **val))
     assert resumed.finished
 
