@@ -251,3 +251,34 @@ def test_a_text_that_is_not_valid_unicode_is_refused(coll):
     with pytest.raises(InputError, match="text 2 is not valid Unicode"):
         coll.add_texts(["fine", "caf\udce9"])
     assert coll.info()["texts"] == 0
+
+
+def test_a_version_1_collection_is_upgraded_on_open_and_filters_work(tmp_path, tiny_clip_spec, photo_dir):
+    with Collection.create(tmp_path / "old", model=tiny_clip_spec) as c:
+        c.add_images([photo_dir])
+        c.add_texts(["a red car", "a blue bird"], metadata=[{"shard": 1}, {"shard": 2}])
+        before = [h.id for h in c.search("a photo", k=20)]
+        db = c.store.db  # what version 1 wrote: no changed_at, no typed values
+        db.execute("DROP INDEX items_changed")
+        db.execute("DROP TABLE item_values")
+        db.execute("ALTER TABLE items DROP COLUMN changed_at")
+        c.store.set_meta("schema_version", 1)
+    with Collection.open(tmp_path / "old") as c:
+        assert c.store.get_meta("schema_version") == "2"
+        assert [h.id for h in c.search("a photo", k=20)] == before
+        assert [h.text for h in c.search("x", target="text", where="shard=2")] == ["a blue bird"]
+        assert len(c.search("x", where="width>0", k=50)) == 12, "image metadata is typed too"
+
+
+def test_every_change_is_stamped_with_the_generation_of_its_commit(coll, photo_dir):
+    coll.add_images([photo_dir], workers=0)
+    first = coll.store.generation
+    stamps = dict(coll.store.db.execute("SELECT key, changed_at FROM items").fetchall())
+    assert set(stamps.values()) == {first}
+    (photo_dir / "img_03.jpg").unlink()
+    make_photo(photo_dir / "img_04.jpg", seed=404)  # new content under an old name
+    coll.add_images([photo_dir], workers=0)
+    later = dict(coll.store.db.execute("SELECT key, changed_at FROM items").fetchall())
+    changed = {key for key in later if later[key] != first}
+    assert changed == {str(photo_dir / "img_03.jpg"), str(photo_dir / "img_04.jpg")}
+    assert all(later[key] > first for key in changed)

@@ -23,14 +23,29 @@ def build_index(vectors: np.ndarray, ids: np.ndarray) -> faiss.Index:
     return index
 
 
-def search_index(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, ids), each of shape (n_queries, k'); k' <= k when the index is small."""
-    k = min(k, index.ntotal)
+def search_index(index: faiss.Index, queries: np.ndarray, k: int,
+                 allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, ids), each of shape (n_queries, k'); k' <= k when the index is small. With
+    ``allowed`` (sorted item ids), only those are ranked; missing places hold id -1."""
+    k = min(k, index.ntotal if allowed is None else min(index.ntotal, len(allowed)))
     if k == 0:
         empty = np.zeros((len(queries), 0))
         return empty.astype(np.float32), empty.astype(np.int64)
-    scores, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-    return scores, ids
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if allowed is None:
+        return index.search(queries, k)
+    selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+    return index.search(queries, k, params=faiss.SearchParameters(sel=selector))
+
+
+class ExactIndex:
+    """Exact inner-product search over one kind's live vectors."""
+
+    def __init__(self, index: faiss.Index):
+        self.index = index
+
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        return search_index(self.index, queries, k, allowed)
 
 
 class IndexCache:

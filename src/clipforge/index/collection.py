@@ -16,10 +16,10 @@ weights, so that a model retrained or updated under the same spec is refused too
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,28 +30,15 @@ from ..models.fingerprint import model_fingerprint
 from ..models.spec import parse_spec
 from ..paths import resolve_collection_path
 from . import health
-from .ann import IndexCache, build_index, search_index
+from . import query as query_
+from .ann import ExactIndex, IndexCache, build_index
 from .lock import write_lock
-from .store import SCHEMA_VERSION, Store, create_database
+from .query import KINDS, Hit, Page, Results, Where
+from .store import SCHEMA_VERSION, NewItem, Store, create_database
 from .vectors import VectorSegments
 
 DB_NAME = "collection.sqlite"
-KINDS = ("image", "text")
-
-
-@dataclass
-class Hit:
-    id: int
-    score: float
-    kind: str
-    path: str | None
-    text: str | None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
+UPGRADABLE = ("1",)  # schema versions this one upgrades on open
 class CollectionExists(InputError):
     """Creating a collection that exists (perhaps created a moment ago by another process)."""
 
@@ -116,6 +103,9 @@ class Collection:
         try:
             meta = store.all_meta()
             version = meta.get("schema_version")
+            if version in UPGRADABLE:
+                meta = cls._upgrade(path, store, version)
+                version = meta.get("schema_version")
             if version != str(SCHEMA_VERSION):
                 raise CollectionError(f"{path}: unknown collection schema version {version!r} (this clipforge reads {SCHEMA_VERSION})")
             wrong = health.settings_problems(meta)
@@ -132,6 +122,18 @@ class Collection:
         if model is not None:
             collection.check_model(model)
         return collection
+
+    @staticmethod
+    def _upgrade(path: Path, store: Store, version: str) -> dict[str, str]:
+        """A collection written by an earlier version, brought to this one's schema once."""
+        try:
+            with write_lock(path, path.name):
+                if store.get_meta("schema_version") == version:  # not upgraded meanwhile
+                    store.upgrade(version)
+        except sqlite3.OperationalError as e:  # a read-only file or folder
+            raise CollectionError(f"collection {path.name} was made by an earlier clipforge and must be upgraded, "
+                                  f"which needs write access: {e}") from None
+        return store.all_meta()
 
     @classmethod
     def open_or_create(cls, where: str | os.PathLike, model: str | None = None, **kwargs) -> "Collection":
@@ -217,14 +219,35 @@ class Collection:
                 raise
             raise health.damaged(self.name, self._where, found) from None
 
-    def _read_vectors(self, rows) -> np.ndarray:
+    def read_vectors(self, rows) -> np.ndarray:
+        """Stored vectors (unit-length float32) of the given committed rows."""
         self.vectors.rows = self.committed_rows()
         with self._diagnosed():
             return self.vectors.read(rows)
 
     def append_vectors(self, vectors: np.ndarray) -> int:
-        """Append vectors (inside ``writing``); commit ``vector_rows`` with the items using them."""
+        """Append vectors (inside ``writing``) and return the first new row; they count once
+        ``commit`` records the items that use them."""
         return self.vectors.append(vectors)
+
+    def commit(self, items: Sequence[NewItem] = (), *, removed: Iterable[int] = (), revived: Iterable[int] = (),
+               deleted: Iterable[int] = (), skipped: Iterable[tuple[str, int | None, int | None, str]] = (),
+               forget_skipped: Iterable[str] = ()) -> int:
+        """Record one batch of changes in one transaction (inside ``writing``), the only way a
+        collection changes: items added or updated (their vectors appended before), items
+        removed, revived or deleted, files skipped or no longer skipped. The vectors appended
+        so far become committed, and the batch is stamped with a new generation, returned."""
+        store = self.store
+        with store.transaction() as db:
+            generation = store.bump_generation(db)
+            store.upsert_items(db, items, generation)
+            store.set_removed(db, removed, True, generation)
+            store.set_removed(db, revived, False, generation)
+            store.delete_items(db, deleted)
+            store.record_skipped(db, skipped)
+            store.forget_skipped(db, forget_skipped)
+            store.set_meta("vector_rows", self.vectors.rows, db)
+        return generation
 
     def add_images(self, sources: Iterable[str | os.PathLike], *, batch_size: int = 64, workers: int | None = None,
                    max_pixels: int | None = None, max_bytes: int | None = None,
@@ -251,7 +274,8 @@ class Collection:
         return index_texts(self, texts, ids=ids, metadata=metadata, batch_size=batch_size, on_progress=on_progress)
 
     # -- reading -------------------------------------------------------------------------
-    def _index(self, kind: str):
+    def search_index(self, kind: str) -> ExactIndex:
+        """The search index of one kind of item, current with the collection's last commit."""
         generation = self.store.generation
         cached = self._indexes.get(kind)
         if cached and cached[0] == generation:
@@ -260,43 +284,57 @@ class Collection:
         index = disk.load(kind, generation)
         if index is None:
             ids, rows = self.store.live_vector_rows(kind)
-            index = build_index(self._read_vectors(rows), np.asarray(ids, dtype=np.int64))
+            index = build_index(self.read_vectors(rows), np.asarray(ids, dtype=np.int64))
             disk.save(kind, generation, index)
-        self._indexes[kind] = (generation, index)
-        return index
+        self._indexes[kind] = (generation, ExactIndex(index))
+        return self._indexes[kind][1]
 
-    def search_vectors(self, queries: np.ndarray, *, k: int = 10, target: str = "image",
-                       min_score: float | None = None) -> list[list[Hit]]:
-        """Nearest items of kind ``target`` for each query vector."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"k must be a positive whole number, got {k}")
-        if target not in KINDS:
-            raise InputError(f"search target must be one of {', '.join(KINDS)}, got {target!r}")
-        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        if queries.shape[1] != self.dim:
-            raise ModelMismatchError(f"query vectors are {queries.shape[1]}-d; collection {self.name} holds {self.dim}-d")
-        scores, ids = search_index(self._index(target), queries, int(k))
-        items = self.store.get_items({int(i) for i in ids.ravel() if i >= 0})
-        results = []
-        for row_scores, row_ids in zip(scores, ids):
-            hits = []
-            for score, item_id in zip(row_scores, row_ids):
-                item = items.get(int(item_id))
-                if item is None or (min_score is not None and score < min_score):
-                    continue
-                hits.append(Hit(item.id, float(score), item.kind, item.path, item.text, item.metadata))
-            results.append(hits)
-        return results
+    def search_vectors(self, queries: np.ndarray, *, k: int = 10, offset: int = 0, target: str = "image",
+                       min_score: float | None = None, where: Where = None,
+                       exclude: Iterable[int] = ()) -> list[Results]:
+        """One page of the items of kind ``target`` nearest each query vector.
 
-    def search(self, text: str | None = None, image=None, *, k: int = 10, target: str = "image",
-               text_weight: float = 0.5, min_score: float | None = None) -> list[Hit]:
-        """Search by text, by image (a path, bytes or PIL image), or by both (composed)."""
-        from ..search.queries import build_query
+        ``where`` filters on metadata before ranking (``index.where``: ``"taken>=2023-06-01"``,
+        a list of such, or a dict of equalities); ``exclude`` drops items by id; ``offset``
+        skips that many hits; each result list has ``has_more``.
+        """
+        page = Page(k=k, offset=offset, target=target, min_score=min_score, where=where, exclude=tuple(exclude))
+        return query_.search(self, queries, page)
 
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"k must be a positive whole number, got {k}")
-        query = build_query(self.encoder, text=text, image=image, text_weight=text_weight)
-        return self.search_vectors(query[None], k=k, target=target, min_score=min_score)[0]
+    def query_vector(self, text: str | None = None, image=None, *, item_id: int | None = None,
+                     text_weight: float = 0.5, encoder=None, max_pixels: int | None = None) -> np.ndarray:
+        """One unit query vector: a text, an image (a path, bytes or PIL image), both, or a
+        stored item ("more like this", no model needed), with an instruction if ``text``.
+        ``encoder`` stands in for the collection's own model (a server's batching one)."""
+        from ..search.queries import build_query, load_query_image
+
+        if item_id is not None:
+            if image is not None:
+                raise InputError("give an image or an item id to search with, not both")
+            if text is None:
+                return self.vectors_for_ids([item_id])[0]
+            image, _ = self.item_file(item_id)
+        encoder = encoder or self.encoder
+        if image is not None and max_pixels is not None:
+            image = load_query_image(image, encoder.preprocess.draft_size, max_pixels=max_pixels)
+        return build_query(encoder, text=text, image=image, text_weight=text_weight)
+
+    def search(self, text: str | None = None, image=None, *, item_id: int | None = None, k: int = 10,
+               offset: int = 0, target: str = "image", text_weight: float = 0.5, min_score: float | None = None,
+               where: Where = None, exclude: Iterable[int] = ()) -> Results:
+        """Search by text, by image (a path, bytes or PIL image), by both (composed), or by an
+        item of the collection ("more like this", which leaves the item itself out)."""
+        Page(k=k, offset=offset, target=target).check()  # before any model is loaded
+        vector = self.query_vector(text, image, item_id=item_id, text_weight=text_weight)
+        exclude = [*exclude, *([item_id] if item_id is not None else [])]
+        return self.search_vectors(vector[None], k=k, offset=offset, target=target, min_score=min_score,
+                                   where=where, exclude=exclude)[0]
+
+    def item_file(self, item_id: int) -> tuple[bytes, int]:
+        """(bytes, mtime_ns) of a live image item's file, while it still is what was indexed."""
+        from .item_files import read_item_file
+
+        return read_item_file(self, item_id)
 
     def get(self, item_id: int):
         item = self.store.get_items([item_id]).get(item_id)
@@ -308,7 +346,7 @@ class Collection:
         """Stored image vectors keyed by absolute path; paths not in the collection are absent."""
         keys = [str(Path(p).expanduser().resolve()) for p in paths]
         items = {k: i for k, i in self.store.items_by_key(keys).items() if i.kind == "image" and not i.removed}
-        vectors = self._read_vectors([i.vector_row for i in items.values()])
+        vectors = self.read_vectors([i.vector_row for i in items.values()])
         return dict(zip(items.keys(), vectors))
 
     def vectors_for_ids(self, ids: Sequence[int]) -> np.ndarray:
@@ -321,7 +359,7 @@ class Collection:
             if item is None or item.removed:
                 raise NotFoundError(f"collection {self.name} has no item {item_id}")
             rows.append(item.vector_row)
-        return self._read_vectors(rows)
+        return self.read_vectors(rows)
 
     def _model_changed_or_unknown(self) -> bool | None:
         # info must work even when the model is gone (a deleted run directory): None, unknown.

@@ -99,10 +99,7 @@ def repair(collection, on_progress: Callable[[int, int], None] | None = None) ->
         collection.vectors.rows = total
         lost_rows = in_use[~collection.vectors.present(in_use)] if len(in_use) else in_use
         dropped = _rebuild_rows(collection, lost_rows, total, report, on_progress)
-        with store.transaction() as db:
-            db.executemany("DELETE FROM items WHERE id = ?", [(item.id,) for item in dropped])
-            store.set_meta("vector_rows", total, db)
-            store.bump_generation(db)
+        collection.commit(deleted=[item.id for item in dropped])  # the segments now hold `total` rows
         report.lost = [_describe(item) for item in dropped]
         shutil.rmtree(collection.path / "index", ignore_errors=True)  # a cache: rebuilt on the next search
     report.remaining = problems(collection)

@@ -158,12 +158,8 @@ class _ImageBatcher:
                 rows_by_hash[decoded.sha256] = first + offset
                 items.append(self._item(decoded, first + offset))
         items += [self._item(d, row if row is not None else rows_by_hash[d.sha256]) for d, row in self.reuse]
-        with store.transaction() as db:
-            store.upsert_items(db, items)
-            store.record_skipped(db, [(d.path, *self._stat(d), d.error) for d in self.failed])
-            store.forget_skipped(db, [item.path for item in items])
-            store.set_meta("vector_rows", collection.vectors.rows, db)
-            store.bump_generation(db)
+        collection.commit(items, skipped=[(d.path, *self._stat(d), d.error) for d in self.failed],
+                          forget_skipped=[item.path for item in items])
         self.report.encoded += len(self.to_encode)
         self.report.reused += len(self.reuse)
         self.report.skipped += len(self.failed)
@@ -188,9 +184,7 @@ def _plan(collection, files: list[_FileStat], report: IndexReport) -> list[_File
         else:
             todo.append(f)
     if revived:  # a file that vanished and came back unchanged
-        with store.transaction() as db:
-            db.executemany("UPDATE items SET removed = 0 WHERE id = ?", [(i,) for i in revived])
-            store.bump_generation(db)
+        collection.commit(revived=revived)
     return todo
 
 
@@ -200,10 +194,7 @@ def _mark_vanished(collection, folders: list[str], present: set[str], report: In
     stale_skips = [p for p in store.skipped_paths() if any(p.startswith(f + "/") for f in folders) and p not in present]
     if not gone and not stale_skips:
         return
-    with store.transaction() as db:
-        store.mark_removed(db, gone)
-        store.forget_skipped(db, stale_skips)
-        store.bump_generation(db)
+    collection.commit(removed=gone, forget_skipped=stale_skips)
     report.removed += len(gone)
 
 
@@ -269,10 +260,7 @@ def index_texts(collection, texts: Sequence[str], *, ids=None, metadata=None, ba
                         metadata=dict(metadata[i]) if metadata is not None else {})
                 for n, i in enumerate(chunk)
             ]
-            with collection.store.transaction() as db:
-                collection.store.upsert_items(db, items)
-                collection.store.set_meta("vector_rows", collection.vectors.rows, db)
-                collection.store.bump_generation(db)
+            collection.commit(items)
             report.encoded += len(chunk)
             if on_progress:
                 on_progress(start + len(chunk), len(todo))

@@ -20,37 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import CollectionError
+import numpy as np
 
-SCHEMA_VERSION = 1
+from ..errors import CollectionError, InputError
+from . import where
+from .schema import SCHEMA_VERSION, TABLES, upgrade, value_rows
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS items (
-    id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL CHECK (kind IN ('image', 'text')),
-    key TEXT NOT NULL UNIQUE,          -- images: absolute path; texts: 'text:' + id or hash
-    path TEXT,                         -- images only
-    text TEXT,                         -- texts only
-    size INTEGER,
-    mtime_ns INTEGER,
-    sha256 TEXT,
-    vector_row INTEGER NOT NULL,
-    metadata TEXT NOT NULL DEFAULT '{}',
-    removed INTEGER NOT NULL DEFAULT 0,
-    added_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS items_sha256 ON items (sha256);
-CREATE INDEX IF NOT EXISTS items_kind ON items (kind, removed);
-CREATE TABLE IF NOT EXISTS skipped (
-    path TEXT PRIMARY KEY,
-    size INTEGER,
-    mtime_ns INTEGER,
-    reason TEXT NOT NULL,
-    at REAL NOT NULL
-);
-"""
-
+__all__ = ["SCHEMA_VERSION", "Item", "NewItem", "Store", "create_database"]
 
 @dataclass
 class Item:
@@ -70,6 +46,7 @@ class Item:
     def from_row(cls, row: sqlite3.Row) -> "Item":
         values = dict(row)
         values.pop("added_at", None)
+        values.pop("changed_at", None)
         values["metadata"] = json.loads(values["metadata"])
         values["removed"] = bool(values["removed"])
         return cls(**values)
@@ -122,7 +99,7 @@ def create_database(path: Path, settings: dict[str, Any]) -> None:
     try:
         db = _connect(tmp)
         try:
-            db.executescript(_SCHEMA)
+            db.executescript(TABLES)
             db.execute("BEGIN IMMEDIATE")
             db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [(k, str(v)) for k, v in settings.items()])
             db.execute("COMMIT")
@@ -148,7 +125,6 @@ class Store:
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as e:
             raise CollectionError(f"{path} is not a readable collection database ({e})") from None
 
@@ -182,32 +158,40 @@ class Store:
             (key, str(value)),
         )
 
-    def bump_generation(self, db: sqlite3.Connection) -> None:
-        db.execute(
+    def upgrade(self, version: str) -> None:
+        """Bring a database of schema ``version`` to this one (under the write lock)."""
+        upgrade(self.db, version)
+
+    def bump_generation(self, db: sqlite3.Connection) -> int:
+        """The next generation, which this transaction's changes are stamped with."""
+        return int(db.execute(
             "INSERT INTO meta (key, value) VALUES ('generation', '1') "
-            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
-        )
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1 RETURNING value"
+        ).fetchone()[0])
 
     @property
     def generation(self) -> int:
         return int(self.get_meta("generation", "0"))
 
     # -- items -----------------------------------------------------------------------
-    def upsert_items(self, db: sqlite3.Connection, items: Iterable[NewItem]) -> None:
+    def upsert_items(self, db: sqlite3.Connection, items: Iterable[NewItem], generation: int) -> None:
+        """Insert items, or update those whose key exists; their typed values follow their metadata."""
         now = time.time()
-        db.executemany(
-            """INSERT INTO items (kind, key, path, text, size, mtime_ns, sha256, vector_row, metadata, removed, added_at)
-               VALUES (?, CAST(? AS TEXT), CAST(? AS TEXT), ?, ?, ?, ?, ?, ?, 0, ?)
-               ON CONFLICT(key) DO UPDATE SET
-                 path = excluded.path, text = excluded.text, size = excluded.size,
-                 mtime_ns = excluded.mtime_ns, sha256 = excluded.sha256,
-                 vector_row = excluded.vector_row, metadata = excluded.metadata, removed = 0""",
-            [
+        for i in items:
+            item_id = db.execute(
+                """INSERT INTO items (kind, key, path, text, size, mtime_ns, sha256, vector_row, metadata, removed,
+                                      added_at, changed_at)
+                   VALUES (?, CAST(? AS TEXT), CAST(? AS TEXT), ?, ?, ?, ?, ?, ?, 0, ?, ?)
+                   ON CONFLICT(key) DO UPDATE SET
+                     path = excluded.path, text = excluded.text, size = excluded.size,
+                     mtime_ns = excluded.mtime_ns, sha256 = excluded.sha256, vector_row = excluded.vector_row,
+                     metadata = excluded.metadata, removed = 0, changed_at = excluded.changed_at
+                   RETURNING id""",
                 (i.kind, _fs(i.key), _fs(i.path), i.text, i.size, i.mtime_ns, i.sha256, i.vector_row,
-                 json.dumps(i.metadata, ensure_ascii=False, sort_keys=True), now)
-                for i in items
-            ],
-        )
+                 json.dumps(i.metadata, ensure_ascii=False, sort_keys=True), now, generation),
+            ).fetchone()[0]
+            db.execute("DELETE FROM item_values WHERE item_id = ?", (item_id,))
+            db.executemany("INSERT INTO item_values VALUES (?, ?, ?, ?)", value_rows(item_id, i.metadata))
 
     def items_by_key(self, keys: list[str]) -> dict[str, Item]:
         found: dict[str, Item] = {}
@@ -248,6 +232,18 @@ class Store:
         ).fetchall()
         return [r[0] for r in rows], [r[1] for r in rows]
 
+    def matching(self, kind: str, conditions: list) -> tuple[np.ndarray, np.ndarray]:
+        """(item ids, vector rows) of the live items of ``kind`` that meet every condition, by id."""
+        clause, params = where.sql(conditions)
+        try:
+            found = self.db.execute(
+                f"SELECT items.id, items.vector_row FROM items WHERE items.kind = ? AND items.removed = 0 AND {clause} "
+                "ORDER BY items.id", [kind, *params]).fetchall()
+        except UnicodeEncodeError:
+            raise InputError("a filter holds text that is not valid Unicode") from None
+        array = np.array(found, dtype=np.int64).reshape(-1, 2)
+        return array[:, 0].copy(), array[:, 1].copy()
+
     def live_image_paths_under(self, prefix: str) -> list[tuple[int, str]]:
         # Compare on the text up to the separator, so /a/b does not match /a/bc.
         like = prefix.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
@@ -259,8 +255,14 @@ class Store:
             )
         ]
 
-    def mark_removed(self, db: sqlite3.Connection, ids: list[int]) -> None:
-        db.executemany("UPDATE items SET removed = 1 WHERE id = ?", [(i,) for i in ids])
+    def set_removed(self, db: sqlite3.Connection, ids: Iterable[int], removed: bool, generation: int) -> None:
+        db.executemany("UPDATE items SET removed = ?, changed_at = ? WHERE id = ?",
+                       [(int(removed), generation, i) for i in ids])
+
+    def delete_items(self, db: sqlite3.Connection, ids: Iterable[int]) -> None:
+        ids = [(i,) for i in ids]
+        db.executemany("DELETE FROM item_values WHERE item_id = ?", ids)
+        db.executemany("DELETE FROM items WHERE id = ?", ids)
 
     def counts(self) -> dict[str, int]:
         out = {"images": 0, "texts": 0, "removed": 0}

@@ -46,6 +46,22 @@ def load_query_image(image: ImageInput, draft_size=None, max_pixels: int = DEFAU
         raise InputError(f"cannot use {where}: {e.reason}") from None
 
 
+def unit_vector(values, name: str) -> np.ndarray:
+    """``values`` scaled to length 1, as float32; refused when it has no direction.
+
+    Scaled by its largest magnitude first: the squares of float32-range values overflow,
+    or underflow to zero, before the norm is taken.
+    """
+    vector = np.asarray(values, dtype=np.float64)
+    largest = float(np.abs(vector).max(initial=0.0))
+    if not np.isfinite(largest):
+        raise InputError(f"{name} holds a value that is not a finite number")
+    if largest == 0.0:
+        raise InputError(f"{name} is all zeros: it has no direction to search in")
+    vector = vector / largest
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
 def _unit(vector: np.ndarray) -> np.ndarray:
     norm = float(np.linalg.norm(vector))
     if norm < 1e-12:

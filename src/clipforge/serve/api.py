@@ -30,8 +30,7 @@ from .schemas import (
     SearchResponse,
     TextIn,
 )
-from .search import Query, query_vector, search_page
-from .service import Served, Service, ServiceDep
+from .service import Served, Service, ServiceDep, query_vector
 from .settings import Limits
 
 
@@ -107,12 +106,14 @@ async def search(request: Request, service: ServiceDep) -> SearchResponse:
     served = service.get(body.collection)
     needs_model = body.text is not None or body.image is not None
     encoder = service.encoder(served) if needs_model else None
-    query = Query(body.text, body.image, body.item_id, body.text_weight)
-    vector = await service.run(query_vector, served, encoder, query, service.limits)
-    page = await service.run(search_page, served, vector, k=body.k, offset=body.offset, target=body.target,
-                             min_score=body.min_score, filters=body.filters, exclude=body.item_id)
+    vector = await service.run(query_vector, served, encoder, service.limits, text=body.text, image=body.image,
+                               item_id=body.item_id, text_weight=body.text_weight)
+    exclude = [body.item_id] if body.item_id is not None else []
+    hits = await service.run(served.read, lambda c: c.search_vectors(
+        vector[None], k=body.k, offset=body.offset, target=body.target, min_score=body.min_score,
+        where=body.filters, exclude=exclude)[0])
     return SearchResponse(collection=served.name, target=body.target, k=body.k, offset=body.offset,
-                          has_more=page.has_more, results=[hit_out(request, served, h) for h in page.hits])
+                          has_more=hits.has_more, results=[hit_out(request, served, h) for h in hits])
 
 
 @router.post("/embed", response_model=EmbedResponse, tags=["models"], responses=errors(400, 404, 413, 422, 503),

@@ -31,12 +31,12 @@ from ..errors import InputError
 from ..index.collection import Hit
 from ..index.store import Item
 from ..paths import readable_path
+from ..search.queries import unit_vector
 from .bodies import invalid, json_body, validate
-from .openapi import body_doc, errors
 from .fields import DIMENSION_KEY, NOT_BLANK, WHOLE, AtMost, ImageData, ItemId, Text
+from .openapi import body_doc, errors
 from .schemas import one_given
-from .search import Query, query_vector, search_page, unit_vector
-from .service import Served, Service, ServiceDep
+from .service import Served, Service, ServiceDep, query_vector
 
 # Vectors are float32 from end to end: a value past its range has no float32 spelling.
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -146,19 +146,19 @@ def _own_item(request: Request, service: Service, url: str) -> tuple[Served, int
 
 async def _knn_vector(request: Request, service: Service, served: Served, body: KnnRequest) -> np.ndarray:
     if body.text is not None or body.image is not None:
-        query = Query(text=body.text, image=body.image if body.text is None else None)
-        return await service.run(query_vector, served, service.encoder(served), query, service.limits)
+        return await service.run(query_vector, served, service.encoder(served), service.limits, text=body.text,
+                                 image=body.image if body.text is None else None)
     if body.image_url is not None:
         own = _own_item(request, service, body.image_url)
         if own is not None and own[0] is served:
-            return await service.run(query_vector, served, None, Query(item_id=own[1]), service.limits)
+            return await service.run(query_vector, served, None, service.limits, item_id=own[1])
         if not service.settings.allow_image_urls:
             # Well formed, understood, and refused by the server's configuration: a 403.
             raise HTTPException(403, "image_url is not fetched by this server (it would let clients make the "
                                      "server fetch any URL); send the image as base64 in 'image', or start the "
                                      "server with --allow-image-urls")
         data = await service.run(_fetch_image, body.image_url, service.limits.max_upload_bytes)
-        return await service.run(query_vector, served, service.encoder(served), Query(image=data), service.limits)
+        return await service.run(query_vector, served, service.encoder(served), service.limits, image=data)
     return unit_vector(body.embedding_input, "embedding_input")
 
 
@@ -183,9 +183,9 @@ async def knn_service(request: Request, service: ServiceDep) -> list[dict[str, A
                                             f"collection {served.name}, not {len(body.embedding_input)}")
     vector = await _knn_vector(request, service, served, body)
     count = body.num_result_ids or body.num_images
-    page = await service.run(search_page, served, vector, k=count, target=body.modality)
+    hits = await service.run(served.read, lambda c: c.search_vectors(vector[None], k=count, target=body.modality)[0])
     results = []
-    for position, hit in enumerate(page.hits):
+    for position, hit in enumerate(hits):
         entry = item_metadata(request, served, hit) if position < body.num_images else {}
         results.append({**entry, "id": hit.id, "similarity": hit.score})
     return results

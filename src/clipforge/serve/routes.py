@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..errors import NotFoundError
-from .files import image_mime, read_item_file
+from .files import image_mime
 from .openapi import errors
 from .schemas import Status
 from .service import ServiceDep
@@ -29,7 +29,7 @@ router = APIRouter()
 
 
 def _item_image(collection, item_id: int) -> tuple[bytes, str]:
-    data, _ = read_item_file(collection, item_id)
+    data, _ = collection.item_file(item_id)
     mime = image_mime(data)
     if mime is None:
         raise NotFoundError(f"collection {collection.name} has no image file for item {item_id}")

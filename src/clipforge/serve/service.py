@@ -156,6 +156,14 @@ def _within_deadline(call: Callable[[], T]) -> T:
     return call()
 
 
+def query_vector(served: Served, encoder, limits, *, text: str | None = None, image: bytes | None = None,
+                 item_id: int | None = None, text_weight: float = 0.5) -> np.ndarray:
+    """The collection's query vector, through the serving encoder (text goes through the batcher)
+    and the server's pixel limit. Blocking: run it in a worker thread."""
+    return served.collection.query_vector(text, image, item_id=item_id, text_weight=text_weight,
+                                          encoder=encoder, max_pixels=limits.max_image_pixels)
+
+
 def get_service(request: Request) -> Service:
     return request.app.state.service
 
