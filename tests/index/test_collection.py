@@ -6,6 +6,7 @@ import pytest
 
 from clipforge import Collection
 from clipforge.errors import CollectionError, InputError, ModelMismatchError, NotFoundError
+from clipforge.index.schema import SCHEMA_VERSION
 from conftest import make_photo
 
 
@@ -262,9 +263,10 @@ def test_a_version_1_collection_is_upgraded_on_open_and_filters_work(tmp_path, t
         db.execute("DROP INDEX items_changed")
         db.execute("DROP TABLE item_values")
         db.execute("ALTER TABLE items DROP COLUMN changed_at")
+        db.execute("ALTER TABLE items DROP COLUMN meta_signature")
         c.store.set_meta("schema_version", 1)
     with Collection.open(tmp_path / "old") as c:
-        assert c.store.get_meta("schema_version") == "2"
+        assert c.store.get_meta("schema_version") == str(SCHEMA_VERSION)
         assert [h.id for h in c.search("a photo", k=20)] == before
         assert [h.text for h in c.search("x", target="text", where="shard=2")] == ["a blue bird"]
         assert len(c.search("x", where="width>0", k=50)) == 12, "image metadata is typed too"

@@ -1,7 +1,8 @@
 """Decoding in a pool of worker processes, running ahead of the encoder.
 
-Workers read each file once, hash it (for incremental indexing), decode it in JPEG draft
-mode and resize/crop it to the model's input size. They send back uint8 pixels, a quarter
+Workers read each file once, hash it (for incremental indexing), read its metadata (EXIF,
+sidecar: ``facts.py``), decode it in JPEG draft mode and resize/crop it to the model's input
+size. They send back uint8 pixels, a quarter
 of the bytes of float32; normalisation happens in the parent, batched. At most a bounded
 number of tasks is in flight, so a slow encoder never makes decoded images pile up.
 
@@ -27,13 +28,15 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ..errors import ImageDecodeError
 from ..models.preprocess import ImagePreprocess
 from ..processes import die_with_parent, exit_when_orphaned
+from .facts import image_facts
 from .images import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, decode_bytes, read_file
 
 # Below this many files the pool's start-up (about a second) costs more than it saves.
@@ -51,6 +54,8 @@ class Decoded:
     error: str | None = None
     size: int | None = None  # of the file as it was read, which may differ from an earlier listing
     mtime_ns: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)  # the item's keys (``facts.py``)
+    meta_signature: str | None = None  # what besides the file's bytes the metadata was read from
 
 
 def decode_file(path: str, preprocess: ImagePreprocess, max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -63,27 +68,13 @@ def decode_file(path: str, preprocess: ImagePreprocess, max_pixels: int = DEFAUL
     read = {"sha256": hashlib.sha256(data).hexdigest(), "size": info.st_size, "mtime_ns": info.st_mtime_ns}
     try:
         image = decode_bytes(data, max_pixels=max_pixels, draft_size=preprocess.draft_size)
-        # Draft mode shrinks JPEGs at decode time; record the true size from the header.
-        width, height = _original_size(data, image.size)
-        return Decoded(path, pixels=preprocess.resize_crop(image), width=width, height=height, **read)
+        facts = image_facts(path, data, info, image.size)
+        return Decoded(path, pixels=preprocess.resize_crop(image), width=facts.width, height=facts.height,
+                       metadata=facts.metadata, meta_signature=facts.signature, **read)
     except ImageDecodeError as e:
         return Decoded(path, error=e.reason, **read)
     except MemoryError:
         return Decoded(path, error="out of memory while decoding", **read)
-
-
-def _original_size(data: bytes, decoded_size: tuple[int, int]) -> tuple[int, int]:
-    import io
-
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as header:
-            width, height = header.size
-            orientation = header.getexif().get(0x0112)
-    except Exception:  # the decode succeeded; a header quirk must not fail it now
-        return decoded_size
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 def _decode_chunk(paths: list[str], preprocess: ImagePreprocess, max_pixels: int, max_bytes: int) -> list[Decoded]:

@@ -38,7 +38,7 @@ from .store import SCHEMA_VERSION, NewItem, Store, create_database
 from .vectors import VectorSegments
 
 DB_NAME = "collection.sqlite"
-UPGRADABLE = ("1",)  # schema versions this one upgrades on open
+UPGRADABLE = ("1", "2")  # schema versions this one upgrades on open
 class CollectionExists(InputError):
     """Creating a collection that exists (perhaps created a moment ago by another process)."""
 

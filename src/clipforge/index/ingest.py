@@ -1,6 +1,7 @@
 """Incremental indexing, as rclip does it.
 
-- A file with the same path, size and mtime as an indexed one is skipped unread.
+- A file with the same path, size and mtime as an indexed one is skipped unread, unless what
+  else its metadata comes from (its JSON sidecar) changed: then its metadata is read again.
 - A file whose content hash matches a known file reuses that file's vector (moves, copies).
 - A file under an indexed folder that has vanished is marked removed.
 - A file that cannot be decoded is recorded with its reason and skipped, until it changes.
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.decode_pool import Decoded, decode_many
+from ..data.facts import current_signature
 from ..data.images import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, file_kind, is_image_path
 from ..errors import InputError, NotFoundError
 from .store import NewItem
@@ -64,6 +66,7 @@ class _FileStat:
     path: str
     size: int
     mtime_ns: int
+    meta_signature: str = ""  # what else its metadata is read from (its sidecar): ``data/facts.py``
 
 
 def scan_sources(sources: Sequence[Path]) -> tuple[list[_FileStat], list[str]]:
@@ -79,9 +82,10 @@ def scan_sources(sources: Sequence[Path]) -> tuple[list[_FileStat], list[str]]:
             folders.append(str(resolved))
             for dirpath, dirnames, filenames in os.walk(resolved, onerror=_raise_walk_error):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                names = set(filenames)
                 for name in sorted(filenames):
                     if not name.startswith(".") and is_image_path(name):
-                        _add_stat(files, os.path.join(dirpath, name))
+                        _add_stat(files, os.path.join(dirpath, name), names)
         elif not resolved.is_file():
             raise InputError(f"cannot index {source}: not a regular file ({file_kind(resolved.stat().st_mode)})")
         elif not os.access(resolved, os.R_OK):
@@ -95,13 +99,13 @@ def _raise_walk_error(error: OSError) -> None:
     raise InputError(f"cannot read folder {error.filename}: {error.strerror}")
 
 
-def _add_stat(files: dict[str, _FileStat], path: str) -> None:
+def _add_stat(files: dict[str, _FileStat], path: str, names_in_folder: set[str] | None = None) -> None:
     try:
         st = os.stat(path)
     except OSError:  # a dangling link, or a file gone between listing and stat
         files[path] = _FileStat(path, -1, -1)
         return
-    files[path] = _FileStat(path, st.st_size, st.st_mtime_ns)
+    files[path] = _FileStat(path, st.st_size, st.st_mtime_ns, current_signature(path, names_in_folder))
 
 
 class _ImageBatcher:
@@ -141,8 +145,7 @@ class _ImageBatcher:
         size, mtime_ns = self._stat(decoded)
         return NewItem(
             kind="image", key=decoded.path, path=decoded.path, size=size, mtime_ns=mtime_ns,
-            sha256=decoded.sha256, vector_row=row,
-            metadata={"width": decoded.width, "height": decoded.height, "bytes": size},
+            sha256=decoded.sha256, vector_row=row, metadata=decoded.metadata, meta_signature=decoded.meta_signature,
         )
 
     def commit(self) -> None:
@@ -167,6 +170,10 @@ class _ImageBatcher:
         self.to_encode, self.reuse, self.failed, self.batch_hashes = [], [], [], set()
 
 
+def _unchanged(item, listed: _FileStat) -> bool:
+    return (item.size, item.mtime_ns, item.meta_signature) == (listed.size, listed.mtime_ns, listed.meta_signature)
+
+
 def _plan(collection, files: list[_FileStat], report: IndexReport) -> list[_FileStat]:
     """Drop files that are unchanged since they were indexed or since they failed."""
     store = collection.store
@@ -175,7 +182,7 @@ def _plan(collection, files: list[_FileStat], report: IndexReport) -> list[_File
     todo, revived = [], []
     for f in files:
         item = known.get(f.path)
-        if item is not None and item.size == f.size and item.mtime_ns == f.mtime_ns:
+        if item is not None and _unchanged(item, f):
             if item.removed:
                 revived.append(item.id)
             report.unchanged += 1

@@ -6,6 +6,11 @@ Version 2 adds what searching at scale needs:
   the rest is searched exactly beside it until the index is rebuilt.
 - ``item_values``: each scalar of an item's metadata, typed (see ``values.py``) and indexed,
   so that filters select items before ranking.
+
+Version 3 adds ``items.meta_signature``: what besides an image file's bytes its metadata was
+read from (its JSON sidecar, the version of the reader; ``data/facts.py``). A file whose
+signature changed is read again though its bytes did not; an upgraded collection has none,
+so the next index reads its images' metadata (EXIF, sidecars) once, reusing their vectors.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import sqlite3
 
 from .values import stored
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # What version 2 added to version 1's tables, besides the column items.changed_at.
 _ADDED_IN_2 = [
@@ -30,6 +35,8 @@ _ADDED_IN_2 = [
     "CREATE INDEX IF NOT EXISTS item_values_num ON item_values (key, num, item_id)",
     "CREATE INDEX IF NOT EXISTS item_values_text ON item_values (key, text, item_id)",
 ]
+
+_ADDED_IN_3 = ["ALTER TABLE items ADD COLUMN meta_signature TEXT"]
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,7 +53,8 @@ CREATE TABLE IF NOT EXISTS items (
     metadata TEXT NOT NULL DEFAULT '{}',
     removed INTEGER NOT NULL DEFAULT 0,
     added_at REAL NOT NULL,
-    changed_at INTEGER NOT NULL DEFAULT 0
+    changed_at INTEGER NOT NULL DEFAULT 0,
+    meta_signature TEXT
 );
 CREATE INDEX IF NOT EXISTS items_sha256 ON items (sha256);
 CREATE INDEX IF NOT EXISTS items_kind ON items (kind, removed);
@@ -81,6 +89,10 @@ def upgrade(db: sqlite3.Connection, version: str) -> None:
                 db.execute(statement)
             for item_id, metadata in db.execute("SELECT id, metadata FROM items").fetchall():
                 db.executemany("INSERT INTO item_values VALUES (?, ?, ?, ?)", value_rows(item_id, json.loads(metadata)))
+            version = "2"
+        if version == "2":
+            for statement in _ADDED_IN_3:
+                db.execute(statement)
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
     except BaseException:
         db.execute("ROLLBACK")

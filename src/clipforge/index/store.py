@@ -41,6 +41,7 @@ class Item:
     vector_row: int
     metadata: dict[str, Any] = field(default_factory=dict)
     removed: bool = False
+    meta_signature: str | None = None  # images: what besides the file its metadata was read from
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Item":
@@ -65,6 +66,7 @@ class NewItem:
     mtime_ns: int | None = None
     sha256: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    meta_signature: str | None = None
 
 
 def _fs(text: str | None) -> bytes | None:
@@ -180,15 +182,16 @@ class Store:
         for i in items:
             item_id = db.execute(
                 """INSERT INTO items (kind, key, path, text, size, mtime_ns, sha256, vector_row, metadata, removed,
-                                      added_at, changed_at)
-                   VALUES (?, CAST(? AS TEXT), CAST(? AS TEXT), ?, ?, ?, ?, ?, ?, 0, ?, ?)
+                                      added_at, changed_at, meta_signature)
+                   VALUES (?, CAST(? AS TEXT), CAST(? AS TEXT), ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
                    ON CONFLICT(key) DO UPDATE SET
                      path = excluded.path, text = excluded.text, size = excluded.size,
                      mtime_ns = excluded.mtime_ns, sha256 = excluded.sha256, vector_row = excluded.vector_row,
-                     metadata = excluded.metadata, removed = 0, changed_at = excluded.changed_at
+                     metadata = excluded.metadata, removed = 0, changed_at = excluded.changed_at,
+                     meta_signature = excluded.meta_signature
                    RETURNING id""",
                 (i.kind, _fs(i.key), _fs(i.path), i.text, i.size, i.mtime_ns, i.sha256, i.vector_row,
-                 json.dumps(i.metadata, ensure_ascii=False, sort_keys=True), now, generation),
+                 json.dumps(i.metadata, ensure_ascii=False, sort_keys=True), now, generation, i.meta_signature),
             ).fetchone()[0]
             db.execute("DELETE FROM item_values WHERE item_id = ?", (item_id,))
             db.executemany("INSERT INTO item_values VALUES (?, ?, ?, ?)", value_rows(item_id, i.metadata))
