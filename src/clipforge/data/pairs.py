@@ -38,23 +38,21 @@ import csv
 import json
 import logging
 import os
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ImageDecodeError, InputError, NotFoundError
+from ..errors import InputError, NotFoundError
 from .images import is_image_path, read_bytes
 from .shards import expand_braces  # noqa: F401  (part of this module's interface)
 from .shards import Member, expand_shards, iter_members, read_member
+from .sources import MAX_URL_BYTES, URL_TIMEOUT_S, fetch_url
 
 log = logging.getLogger(__name__)
 
 TABLE_NAME = "pairs.csv"
 SPLITS = ("train", "val", "test")
 SHARD_IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp"})
-URL_TIMEOUT_S = 20.0
-MAX_URL_BYTES = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,7 @@ class ImageLocation:
         if self.member is not None:
             return read_member(self.path, self.offset, self.size, self.member)
         if self.path.startswith(("http://", "https://")):
-            return _fetch(self.path)
+            return fetch_url(self.path, MAX_URL_BYTES, URL_TIMEOUT_S)
         return read_bytes(self.path)
 
 
@@ -171,7 +169,8 @@ def read_parquet(path: Path) -> tuple[list[str], list[dict]]:
     return list(table.column_names), table.to_pylist()
 
 
-def _table_rows(path: Path) -> tuple[list[str], list[dict]]:
+def read_table_rows(path: Path) -> tuple[list[str], list[dict]]:
+    """(column names, rows) of a CSV, TSV or Parquet table."""
     if path.suffix.lower() in (".parquet", ".pq"):
         return read_parquet(path)
     delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
@@ -189,7 +188,7 @@ def read_table(
     path: Path, image_column: str = "image", caption_column: str = "caption", lang: str | None = None
 ) -> PairSet:
     """A CSV/TSV/Parquet table; rows of the same image are merged into one Pair."""
-    columns, rows = _table_rows(path)
+    columns, rows = read_table_rows(path)
     missing = [c for c in (image_column, caption_column) if c not in columns]
     if missing:
         raise InputError(
@@ -312,14 +311,3 @@ def _shard_pair(entries: dict[str, Member]) -> Pair | str:
         return "empty caption"
     image = entries[image_ext]
     return Pair(ImageLocation(image.shard, image.name, image.offset, image.size, image.data), tuple(captions))
-
-
-def _fetch(url: str) -> bytes:
-    try:
-        with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as response:
-            data = response.read(MAX_URL_BYTES + 1)
-    except (OSError, ValueError) as e:  # URLError and socket timeouts are OSErrors
-        raise ImageDecodeError(f"cannot fetch ({getattr(e, 'reason', e)})", url) from None
-    if len(data) > MAX_URL_BYTES:
-        raise ImageDecodeError("download too large", url)
-    return data
