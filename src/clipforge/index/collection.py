@@ -219,11 +219,12 @@ class Collection:
                 raise
             raise health.damaged(self.name, self._where, found) from None
 
-    def read_vectors(self, rows) -> np.ndarray:
-        """Stored vectors (unit-length float32) of the given committed rows."""
+    def read_vectors(self, rows, normalized: bool = True) -> np.ndarray:
+        """Stored vectors (unit-length float32) of the given committed rows; with
+        ``normalized=False``, float16 exactly as stored."""
         self.vectors.rows = self.committed_rows()
         with self._diagnosed():
-            return self.vectors.read(rows)
+            return self.vectors.read(rows, normalized)
 
     def append_vectors(self, vectors: np.ndarray) -> int:
         """Append vectors (inside ``writing``) and return the first new row; they count once
@@ -232,11 +233,13 @@ class Collection:
 
     def commit(self, items: Sequence[NewItem] = (), *, removed: Iterable[int] = (), revived: Iterable[int] = (),
                deleted: Iterable[int] = (), skipped: Iterable[tuple[str, int | None, int | None, str]] = (),
-               forget_skipped: Iterable[str] = ()) -> int:
+               forget_skipped: Iterable[str] = (), marks: dict[str, str] | None = None) -> int:
         """Record one batch of changes in one transaction (inside ``writing``), the only way a
         collection changes: items added or updated (their vectors appended before), items
-        removed, revived or deleted, files skipped or no longer skipped. The vectors appended
-        so far become committed, and the batch is stamped with a new generation, returned."""
+        removed, revived or deleted, files skipped or no longer skipped, and ``marks``: settings
+        that say a source (a shard, an imported file) was ingested whole, as it stood then. The
+        vectors appended so far become committed, and the batch is stamped with a new
+        generation, returned."""
         store = self.store
         with store.transaction() as db:
             generation = store.bump_generation(db)
@@ -246,6 +249,8 @@ class Collection:
             store.delete_items(db, deleted)
             store.record_skipped(db, skipped)
             store.forget_skipped(db, forget_skipped)
+            for key, value in (marks or {}).items():
+                store.set_meta(key, value, db)
             store.set_meta("vector_rows", self.vectors.rows, db)
         return generation
 
@@ -272,6 +277,20 @@ class Collection:
         from .ingest import index_texts
 
         return index_texts(self, texts, ids=ids, metadata=metadata, batch_size=batch_size, on_progress=on_progress)
+
+    def import_embeddings(self, folder: str | os.PathLike, **options):
+        """Add embeddings in clip-retrieval's layout (img_emb/, text_emb/, metadata/), checked first
+        and imported incrementally (``index.exchange``). Returns an ``ImportReport``."""
+        from .exchange import import_embeddings
+
+        return import_embeddings(self, folder, **options)
+
+    def export_embeddings(self, out: str | os.PathLike, **options):
+        """Write the live items' vectors and metadata in clip-retrieval's layout, for clip-retrieval
+        and autofaiss (``index.exchange``). Returns an ``ExportReport``."""
+        from .exchange import export_embeddings
+
+        return export_embeddings(self, out, **options)
 
     # -- reading -------------------------------------------------------------------------
     def search_index(self, kind: str) -> ExactIndex:

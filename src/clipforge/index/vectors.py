@@ -142,10 +142,11 @@ class VectorSegments:
         return first
 
 
-    def read(self, rows: np.ndarray | list[int]) -> np.ndarray:
-        """Unit-length float32 vectors of the given rows, in the order given."""
+    def read(self, rows: np.ndarray | list[int], normalized: bool = True) -> np.ndarray:
+        """Unit-length float32 vectors of the given rows, in the order given; with
+        ``normalized=False``, the float16 vectors exactly as stored (an export)."""
         rows = np.asarray(rows, dtype=np.int64)
-        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        out = np.empty((len(rows), self.dim), dtype=np.float32 if normalized else _DTYPE)
         if len(rows) == 0:
             return out
         if rows.min() < 0 or rows.max() >= self.rows:
@@ -161,6 +162,8 @@ class VectorSegments:
                 raise CollectionError(problems[0]) from None
             out[mask] = mapped[offsets[mask]]
             del mapped
+        if not normalized:
+            return out
         # Every stored vector was unit length before rounding to float16; renormalising puts
         # that back, so a cosine score never reads above 1.
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
