@@ -13,6 +13,26 @@ from ..paths import readable_path
 from .common import collection_option, model_options, progress_bar
 from .output import console, emit, json_option
 
+_TABLE_OPTIONS = [
+    click.option("--image-column", default=None, metavar="NAME",
+                 help="Tables: the column naming each row's image (a path or an http(s) URL). [default: image]"),
+    click.option("--meta-columns", default=None, metavar="A,B,...",
+                 help="Tables: the columns kept as metadata (default: all but the image column)."),
+    click.option("--url-timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+                 help="Tables: give up on a URL after this long (default: 20)."),
+    click.option("--max-download-mb", type=click.FloatRange(min=0, min_open=True), default=None,
+                 help="Tables: skip a URL whose image is larger than this (default: 50 MB)."),
+    click.option("--retry-skipped", is_flag=True,
+                 help="Try again the table rows and shard members that failed before, though unchanged."),
+]
+
+
+def table_options(func):
+    """The options of tables (and --retry-skipped, for shards too)."""
+    for option in reversed(_TABLE_OPTIONS):
+        func = option(func)
+    return func
+
 
 @click.command()
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -23,33 +43,75 @@ from .output import console, emit, json_option
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None, help="Refuse images above this many pixels (decompression bombs).")
 @click.option("--max-file-mb", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Skip files larger than this (default: 1024 MiB).")
+@table_options
 @model_options
 @json_option
-def index(sources, collection, model, batch_size, workers, max_pixels, max_file_mb, device, precision, as_json):
-    """Index image files and folders into a collection.
+def index(sources, collection, model, batch_size, workers, max_pixels, max_file_mb, image_column, meta_columns,
+          url_timeout, max_download_mb, retry_skipped, device, precision, as_json):
+    """Index image files and folders, tables of images, or WebDataset shards into a collection.
+
+    SOURCES are folders and image files; CSV/TSV/Parquet tables naming an image per row (a path
+    relative to the table, an absolute path or an http(s) URL; other columns become metadata);
+    or .tar shards, brace patterns allowed (shards/{00000..00009}.tar).
 
     Re-running is incremental: unchanged files are skipped, moved files reuse their vectors,
     vanished files are marked removed, and undecodable files are listed by `clipforge info`.
     """
     from ..index.collection import Collection
 
-    for source in sources:
+    tables, shards, files = split_sources(sources)
+    if not tables and (image_column or meta_columns or url_timeout or max_download_mb):
+        raise InputError("--image-column, --meta-columns, --url-timeout and --max-download-mb apply to tables "
+                         "(.csv, .tsv, .parquet)")
+    for source in files:
         if not source.expanduser().exists():
             raise NotFoundError(f"{source} does not exist")
+    limits = {"batch_size": batch_size, "workers": workers, "max_pixels": max_pixels,
+              "max_bytes": None if max_file_mb is None else int(max_file_mb * (1 << 20))}
     with Collection.open_or_create(collection, model, device=device, precision=precision) as coll:
+        reports = []
         with progress_bar("indexing") as update:
-            report = coll.add_images(sources, batch_size=batch_size, workers=workers,
-                                     max_pixels=max_pixels, on_progress=update,
-                                     max_bytes=None if max_file_mb is None else int(max_file_mb * (1 << 20)))
-        result = {"collection": coll.name, "path": str(coll.path), **report.to_dict()}
+            if files:
+                reports.append(coll.add_images(files, on_progress=update, **limits))
+            for table in tables:
+                reports.append(coll.add_table(
+                    table, image_column=image_column or "image", retry_skipped=retry_skipped, on_progress=update,
+                    meta_columns=None if meta_columns is None else [c.strip() for c in meta_columns.split(",") if c.strip()],
+                    url_timeout_s=url_timeout, url_max_bytes=None if max_download_mb is None else int(max_download_mb * (1 << 20)),
+                    **limits))
+            if shards:
+                reports.append(coll.add_shards(shards, retry_skipped=retry_skipped, on_progress=update, **limits))
+        result = {"collection": coll.name, "path": str(coll.path), **summed(r.to_dict() for r in reports)}
     emit(result, as_json, _render_report)
+
+
+def split_sources(sources) -> tuple[list[Path], list[str], list[Path]]:
+    """(tables, shards, files and folders) among what ``index`` was given."""
+    from ..index.shard_ingest import is_shard_spec
+    from ..index.tables import is_table
+
+    tables = [s for s in sources if is_table(s)]
+    shards = [str(s) for s in sources if not is_table(s) and is_shard_spec(str(s))]
+    files = [s for s in sources if not is_table(s) and not is_shard_spec(str(s))]
+    return tables, shards, files
+
+
+def summed(reports) -> dict:
+    """One report of several runs: counts added, failures joined."""
+    total: dict = {}
+    for report in reports:
+        for key, value in report.items():
+            total[key] = total.get(key, [] if isinstance(value, list) else 0) + value
+    total["seconds"] = round(total.get("seconds", 0), 3)
+    return total
 
 
 def _render_report(result: dict) -> None:
     console.print(
         f"[bold]{result['collection']}[/]: {result['encoded']} encoded, {result['reused']} reused, "
-        f"{result['unchanged']} unchanged, {result['skipped']} skipped, {result['removed']} removed "
-        f"in {result['seconds']:.1f} s"
+        f"{result['unchanged']} unchanged, {result['skipped']} skipped, {result['removed']} removed"
+        + (f", {result['updated']} metadata updated" if result.get("updated") else "")
+        + f" in {result['seconds']:.1f} s"
     )
     for failure in result["failures"][:20]:
         console.print(f"  skipped {readable_path(failure['path'])}: {failure['reason']}", markup=False)

@@ -19,7 +19,7 @@ from ..errors import ClipforgeError
 # name -> ("module:attribute" of a click command relative to clipforge.cli, one-line help).
 # The help lives here so that `clipforge --help` lists commands without importing them.
 COMMANDS = {
-    "index": ("index_cmd:index", "Index image files and folders into a collection (incremental)."),
+    "index": ("index_cmd:index", "Index image folders, tables of images or tar shards into a collection (incremental)."),
     "index-texts": ("index_cmd:index_texts", "Add texts from a CSV/TSV/TXT file to a collection."),
     "import-embeddings": ("exchange_cmd:import_embeddings", "Import embeddings in clip-retrieval's layout (img_emb/, metadata/)."),
     "export-embeddings": ("exchange_cmd:export_embeddings", "Export a collection in clip-retrieval's layout, for autofaiss."),

@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import ImageDecodeError
 from ..models.preprocess import ImagePreprocess
 from ..processes import die_with_parent, exit_when_orphaned
-from .facts import image_facts
+from .facts import header_facts, image_facts
 from .images import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, decode_bytes, read_file
 
 # Below this many files the pool's start-up (about a second) costs more than it saves.
@@ -61,6 +61,8 @@ class Decoded:
 def decode_file(path: str, preprocess: ImagePreprocess, max_pixels: int = DEFAULT_MAX_PIXELS,
                 max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Decoded:
     """Read, hash, decode and resize one file. Never raises for a bad file."""
+    if not isinstance(path, str):  # a URL or a shard member (``sources.py``)
+        return decode_source(path, preprocess, max_pixels, max_bytes)
     try:
         data, info = read_file(path, max_bytes)
     except ImageDecodeError as e:
@@ -75,6 +77,27 @@ def decode_file(path: str, preprocess: ImagePreprocess, max_pixels: int = DEFAUL
         return Decoded(path, error=e.reason, **read)
     except MemoryError:
         return Decoded(path, error="out of memory while decoding", **read)
+
+
+def decode_source(source, preprocess: ImagePreprocess, max_pixels: int = DEFAULT_MAX_PIXELS,
+                  max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Decoded:
+    """Fetch, hash, decode and resize one image that is not a local file: anything with a
+    ``name`` and a ``read(max_bytes) -> (bytes, size, mtime_ns)``. Never raises for a bad one.
+    Its item's metadata comes from where it was listed (a table row, a shard's sample)."""
+    try:
+        data, size, mtime_ns = source.read(max_bytes)
+    except ImageDecodeError as e:
+        return Decoded(source.name, error=e.reason)
+    read = {"sha256": hashlib.sha256(data).hexdigest(), "size": size, "mtime_ns": mtime_ns}
+    try:
+        image = decode_bytes(data, max_pixels=max_pixels, draft_size=preprocess.draft_size)
+        width, height, camera = header_facts(data, image.size)
+        return Decoded(source.name, pixels=preprocess.resize_crop(image), width=width, height=height,
+                       metadata={"width": width, "height": height, "bytes": len(data), **camera}, **read)
+    except ImageDecodeError as e:
+        return Decoded(source.name, error=e.reason, **read)
+    except MemoryError:
+        return Decoded(source.name, error="out of memory while decoding", **read)
 
 
 def _decode_chunk(paths: list[str], preprocess: ImagePreprocess, max_pixels: int, max_bytes: int) -> list[Decoded]:

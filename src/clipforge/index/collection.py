@@ -278,6 +278,41 @@ class Collection:
 
         return index_texts(self, texts, ids=ids, metadata=metadata, batch_size=batch_size, on_progress=on_progress)
 
+    def add_table(self, table: str | os.PathLike, *, image_column: str = "image", meta_columns: Sequence[str] | None = None,
+                  url_timeout_s: float | None = None, url_max_bytes: int | None = None, retry_skipped: bool = False,
+                  batch_size: int = 64, workers: int | None = None, max_pixels: int | None = None,
+                  max_bytes: int | None = None, on_progress: Callable[[int, int], None] | None = None):
+        """Index the images a CSV/TSV/Parquet table names (paths or URLs), its other columns (or
+        ``meta_columns``) as metadata; incremental (``index.tables``). Returns an ``IndexReport``."""
+        from .tables import TableSpec, index_table
+
+        limits = {k: v for k, v in (("url_timeout_s", url_timeout_s), ("url_max_bytes", url_max_bytes)) if v is not None}
+        spec = TableSpec.checked(path=table, image_column=image_column, retry_skipped=retry_skipped,
+                                 meta_columns=None if meta_columns is None else tuple(meta_columns), **limits)
+        return index_table(self, spec, self._ingest_options(batch_size, workers, max_pixels, max_bytes, on_progress))
+
+    def add_shards(self, shards: Sequence[str], *, retry_skipped: bool = False, batch_size: int = 64,
+                   workers: int | None = None, max_pixels: int | None = None, max_bytes: int | None = None,
+                   on_progress: Callable[[int, int], None] | None = None):
+        """Index the images inside WebDataset tar shards (paths or brace patterns), their .txt and
+        .json as metadata; incremental by shard (``index.shard_ingest``). Returns an ``IndexReport``."""
+        from .shard_ingest import index_shards
+
+        options = self._ingest_options(batch_size, workers, max_pixels, max_bytes, on_progress)
+        return index_shards(self, [os.fspath(s) for s in shards], options, retry_skipped)
+
+    def _ingest_options(self, batch_size, workers, max_pixels, max_bytes, on_progress):
+        from .ingest import IngestOptions
+
+        if batch_size < 1:
+            raise InputError(f"batch size must be at least 1, got {batch_size}")
+        options = IngestOptions(batch_size=batch_size, workers=workers, on_progress=on_progress)
+        if max_pixels is not None:
+            options.max_pixels = max_pixels
+        if max_bytes is not None:
+            options.max_bytes = max_bytes
+        return options
+
     def import_embeddings(self, folder: str | os.PathLike, **options):
         """Add embeddings in clip-retrieval's layout (img_emb/, text_emb/, metadata/), checked first
         and imported incrementally (``index.exchange``). Returns an ``ImportReport``."""

@@ -50,13 +50,15 @@ class IndexReport:
     unchanged: int = 0   # same path, size and mtime: not even read
     skipped: int = 0     # could not be decoded (listed by `clipforge info`)
     removed: int = 0     # vanished from an indexed folder
+    updated: int = 0     # unchanged image, changed metadata (a table row, a shard's caption): rewritten
     seconds: float = 0.0
     failures: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
             "encoded": self.encoded, "reused": self.reused, "unchanged": self.unchanged,
-            "skipped": self.skipped, "removed": self.removed, "seconds": round(self.seconds, 3),
+            "skipped": self.skipped, "removed": self.removed, "updated": self.updated,
+            "seconds": round(self.seconds, 3),
             "failures": self.failures,
         }
 
@@ -162,7 +164,7 @@ class _ImageBatcher:
                 items.append(self._item(decoded, first + offset))
         items += [self._item(d, row if row is not None else rows_by_hash[d.sha256]) for d, row in self.reuse]
         collection.commit(items, skipped=[(d.path, *self._stat(d), d.error) for d in self.failed],
-                          forget_skipped=[item.path for item in items])
+                          forget_skipped=[item.key for item in items])
         self.report.encoded += len(self.to_encode)
         self.report.reused += len(self.reuse)
         self.report.skipped += len(self.failed)

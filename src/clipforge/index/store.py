@@ -258,6 +258,17 @@ class Store:
             )
         ]
 
+    def live_keys_with_prefix(self, prefix: str) -> list[tuple[int, str]]:
+        """(id, key) of the live items whose key starts with ``prefix`` (the members of a shard)."""
+        low = _fs(prefix)
+        high = low[:-1] + bytes([low[-1] + 1]) if low and low[-1] < 255 else None
+        query = "SELECT id, key FROM items WHERE removed = 0 AND key >= CAST(? AS TEXT)"  # a range: the key index serves it
+        params = [low]
+        if high is not None:
+            query += " AND key < CAST(? AS TEXT)"
+            params.append(high)
+        return [(r[0], r[1]) for r in self.db.execute(query, params) if r[1].startswith(prefix)]
+
     def set_removed(self, db: sqlite3.Connection, ids: Iterable[int], removed: bool, generation: int) -> None:
         db.executemany("UPDATE items SET removed = ?, changed_at = ? WHERE id = ?",
                        [(int(removed), generation, i) for i in ids])
