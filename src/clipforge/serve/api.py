@@ -36,7 +36,7 @@ from .settings import Limits
 
 def hit_out(request: Request, served: Served, hit: Hit) -> HitOut:
     urls = {}
-    if hit.kind == "image":
+    if hit.kind == "image" and hit.path:  # imported and fetched items have no file here to serve
         urls = {
             "thumbnail_url": request.url_for("item_thumbnail", collection=served.name, item_id=hit.id).path,
             "image_url": request.url_for("item_image", collection=served.name, item_id=hit.id).path,
@@ -111,7 +111,7 @@ async def search(request: Request, service: ServiceDep) -> SearchResponse:
     exclude = [body.item_id] if body.item_id is not None else []
     hits = await service.run(served.read, lambda c: c.search_vectors(
         vector[None], k=body.k, offset=body.offset, target=body.target, min_score=body.min_score,
-        where=body.filters, exclude=exclude)[0])
+        where=[*body.where, body.filters], exclude=exclude)[0])
     return SearchResponse(collection=served.name, target=body.target, k=body.k, offset=body.offset,
                           has_more=hits.has_more, results=[hit_out(request, served, h) for h in hits])
 

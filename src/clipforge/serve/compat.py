@@ -110,9 +110,9 @@ class MetadataRequest(_NullIsAbsent):
 def item_metadata(request: Request, served: Served, hit: Hit | Item) -> dict[str, Any]:
     """The metadata clip-retrieval clients read: url, image_path, caption, and the item's own."""
     meta = dict(hit.metadata)
-    if hit.kind == "image":
+    if hit.kind == "image" and hit.path:  # a file of the collection; an imported item keeps its own url
         meta["url"] = str(request.url_for("item_image", collection=served.name, item_id=hit.id))
-        meta["image_path"] = readable_path(hit.path) if hit.path else None
+        meta["image_path"] = readable_path(hit.path)
     if hit.text is not None:
         meta.setdefault("caption", hit.text)
     return meta
