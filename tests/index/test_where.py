@@ -75,6 +75,8 @@ FILTERS = [
     ["shard=7"], ["shard<10"], ["shard>=500", "camera~pixel"], ["taken>=2023-06-01", "taken<2023-07-01"],
     ["camera in Pixel 7,iPhone 15"], ["camera not in Pixel 7"], ["gps missing"], ["gps exists", "shard!=3"],
     ["name~*.png"], ["name!~*.png", "score>1.5"], ["code=07"], {"code": "7"}, {"shard": [1, 2, 3]},
+    {"shard": []}, [{"shard": []}, "gps exists"], ["camera~pixel", {"code": "7"}], ["shard in 1e999,7,-1e999"],
+    ["shard<1e999", "shard>=990"],
 ]
 
 
@@ -117,3 +119,15 @@ def test_no_match_is_an_empty_page(filtered):
     coll, vectors, _ = filtered
     got = coll.search_vectors(vectors[0], k=5, target="text", where="shard>5000")[0]
     assert got == [] and not got.has_more
+
+
+def test_a_list_of_many_values_is_one_condition(filtered):
+    """SQLite caps the parameters of a statement (32,766): a long list must not need one each."""
+    coll, vectors, metadata = filtered
+    wanted_shards = list(range(0, 40_000, 3))
+    names = ",".join(f"img_{i}.jpg" for i in range(0, 4000, 2))
+    got = coll.search_vectors(vectors[7], k=10, target="text", where=[{"shard": wanted_shards}, f"name in {names}"])[0]
+    matching = np.array([i for i, m in enumerate(metadata) if m["shard"] % 3 == 0 and m["name"].endswith(".jpg")
+                         and i % 2 == 0])
+    stored = coll.read_vectors(np.arange(4000))
+    assert [int(h.text[1:]) for h in got] == list(matching[np.argsort(-(stored[matching] @ vectors[7]))[:10]])

@@ -167,5 +167,6 @@ def describe(case, interaction, check) -> str:
     phase = case.meta.phase.name if case.meta is not None else "?"
     sent = (request.body or b"")[:400].decode(errors="replace") if request else ""
     answer = response.content[:300].decode(errors="replace") if response is not None else "no response"
-    return (f"{check.name} on {case.operation.label} ({phase}; {failure.message.splitlines()[-1]}): "
+    said = (failure.message.splitlines() or [failure.title or "no message"])[-1]  # a server error may say nothing
+    return (f"{check.name} on {case.operation.label} ({phase}; {said}): "
             f"sent {sent!r} -> {response.status_code if response is not None else '-'} {answer}")

@@ -58,6 +58,7 @@ class Page:
                 raise InputError(f"{name} must be a whole number of at least {least}, got {value!r}")
         if self.target not in KINDS:
             raise InputError(f"search target must be one of {', '.join(KINDS)}, got {self.target!r}")
+        where_.parse(self.where)  # a misspelt filter is refused before any model is loaded
 
 
 def check_queries(queries, dim: int, name: str) -> np.ndarray:
