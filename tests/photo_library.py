@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 from conftest import make_photo
 from PIL import Image
+from where_reference import holds
+
+from clipforge.index import where
 
 MAKE, MODEL, ORIENTATION, DATE_TIME = 0x010F, 0x0110, 0x0112, 0x0132
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
@@ -90,3 +93,21 @@ def touch_later(path: Path) -> None:
     """Give ``path`` a new mtime a second on, as an edit would."""
     info = path.stat()
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+
+
+def top_k(photos: list[Photo], stored: np.ndarray, query: np.ndarray, conditions, k: int, offset: int = 0) -> list[str]:
+    """Brute force: the paths of the ``k`` photos after ``offset`` that meet every condition,
+    ranked by the stored vectors (``stored[i]`` is ``photos[i]``'s)."""
+    parsed = where.parse(conditions)
+    matching = [i for i, photo in enumerate(photos) if all(holds(photo.expected, c) for c in parsed)]
+    ranked = sorted(matching, key=lambda i: -float(stored[i] @ query))
+    return [str(photos[i].path.resolve()) for i in ranked[offset : offset + k]]
+
+
+def selective_and_broad(root: Path) -> list[list[str]]:
+    """Filters over the library of ``build_library(root)``, from a few photos to all of them."""
+    return [
+        ["album=Holiday"], [f"folder={(root / '2023' / 'trip').resolve()}"], ["camera~Pixel"], ["lat<0", "camera~pixel"],
+        ["taken>=2023-06-01"], ["taken missing"], ["name~p00*"], ["rating in 0,2", "taken exists"],
+        ["taken>=2022-03-01T00:00", "taken<2023-03-01", "lens=Lens 1"], ["modified>=2000-01-01"],
+    ]

@@ -106,6 +106,51 @@ def test_texts_and_errors_are_shown(page):
     expect(page.get_by_role("alert")).to_contain_text("Search failed")
 
 
+def test_a_filter_narrows_text_image_and_more_like_this_queries(page, collection_path):
+    page, url = page
+    page.goto(url + "/")
+    page.get_by_label("Search", exact=True).fill("a red car")
+    page.get_by_label("Filter").fill("name~*.png")
+    page.get_by_label("Filter").press("Enter")
+    expect(page.locator("#status")).to_contain_text("1 result for “a red car” where name~*.png")
+    expect(page.locator(".card .name")).to_have_text(["deep.png"])
+
+    page.get_by_label("Filter").fill("folder~nested ; width>=64")  # two conditions, both must hold
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.locator(".card .name")).to_have_text(["deep.png"])
+    page.get_by_label("Filter").fill("name in img_01.jpg,img_02.jpg,wide.jpg; width<100")
+    page.get_by_label("Filter").press("Enter")
+    expect(result_images(page)).to_have_count(2)
+    assert sorted(page.locator(".card .name").all_inner_texts()) == ["img_01.jpg", "img_02.jpg"]
+
+    photo = collection_path.parent.parent / "pics-photos" / "img_03.jpg"
+    page.get_by_label("Filter").fill("name!~img_03*")
+    page.get_by_label("Search by image").set_input_files(str(photo))  # sent as a form, filters and all
+    expect(page.locator("#status")).to_contain_text("your image where name!~img_03*")
+    expect(result_images(page)).to_have_count(11)
+    expect(page.locator(".card .name")).not_to_contain_text(["img_03.jpg"])
+
+    first = page.locator(".card .name").first.inner_text()
+    page.get_by_label("Filter").fill("name~*.jpg")
+    page.get_by_role("button", name=f"More like this: {first}").click()
+    expect(page.locator("#status")).to_contain_text(f"“{first}” where name~*.jpg")
+    expect(result_images(page)).to_have_count(10)  # 11 photos are .jpg files, less the one itself
+
+
+def test_a_bad_filter_says_what_is_wrong_with_it(page):
+    page, url = page
+    page.goto(url + "/")
+    page.get_by_label("Search", exact=True).fill("a dog")
+    page.get_by_label("Filter").fill("width>10; taken")
+    page.get_by_label("Filter").press("Enter")
+    expect(page.get_by_role("alert")).to_contain_text("where.1")
+    expect(page.get_by_role("alert")).to_contain_text("cannot read the filter 'taken'")
+    page.get_by_label("Filter").fill("")
+    page.get_by_label("Filter").press("Enter")
+    expect(page.get_by_role("alert")).to_be_hidden()
+    expect(result_images(page)).to_have_count(12)
+
+
 def test_api_docs_render_offline(page):
     page, url = page
     page.goto(url + "/docs")

@@ -17,6 +17,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, Field, GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationInfo
 from pydantic_core import PydanticCustomError, core_schema
 
+from ..errors import InputError
+from ..index import where
 from .settings import MAX_ITEM_ID, Limits
 
 LIMIT_KEY = "x-clipforge-limit"  # a placeholder in generated schemas: which Limits field bounds this
@@ -26,10 +28,9 @@ UPLOAD_TOO_LARGE = "upload_too_large"  # the one validation error answered with 
 _DEFAULT_LIMITS = Limits()
 _DATA_URL = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.ASCII)
 
-# Exactly the characters str.strip() strips, for patterns that mean what the code does:
-# JSON Schema's \s (ECMA-262) differs from Python's in both directions.
-_SPACE = r"\t\n\u000b\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-NOT_BLANK = f"[^{_SPACE}]"  # somewhere, a character that is not white space
+# Somewhere, a character that str.strip() would not strip (``where.SPACE`` spells them out:
+# JSON Schema's \s, ECMA-262's, differs from Python's in both directions).
+NOT_BLANK = f"[^{where.SPACE}]"
 ONE_SLOT = r"^[^{}]*\{\}[^{}]*$"  # a prompt template: one '{}' for the label, no other brace
 
 
@@ -80,12 +81,23 @@ def _one_slot(template: str) -> str:
     return template
 
 
+def _readable_filter(expression: str) -> str:
+    try:
+        where.parse(expression)
+    except InputError as e:
+        raise ValueError(str(e)) from None
+    return expression
+
+
 Text = Annotated[str, AtMost("max_text_chars")]
 # The patterns are for the schema; the checks above give the clearer messages.
 NonBlankText = Annotated[str, AfterValidator(_not_blank),
                          Field(json_schema_extra={"pattern": NOT_BLANK, "minLength": 1}), AtMost("max_text_chars")]
 Template = Annotated[str, AfterValidator(_one_slot), Field(json_schema_extra={"pattern": ONE_SLOT}),
                      AtMost("max_text_chars")]
+# The pattern is the parser's own grammar (``index.where.EXPRESSION``): the schema allows what the server reads.
+FilterExpression = Annotated[str, AfterValidator(_readable_filter),
+                             Field(json_schema_extra={"pattern": where.EXPRESSION}), AtMost("max_text_chars")]
 
 
 def _whole(value: Any) -> Any:

@@ -12,10 +12,28 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ..search.classify import DEFAULT_TEMPLATES
-from .fields import NOT_BLANK, WHOLE, AtMost, ImageData, ItemId, NonBlankText, Template, Text, limits_of
+from .fields import (
+    NOT_BLANK,
+    WHOLE,
+    AtMost,
+    FilterExpression,
+    ImageData,
+    ItemId,
+    NonBlankText,
+    Template,
+    Text,
+    limits_of,
+)
 
 Scalar = str | int | float | bool
 Target = Literal["image", "text"]
+WHERE_DOC = (
+    "filters on metadata, applied before ranking; all must hold, with those of `filters`: "
+    "`key=value`, `!=`, `<`, `<=`, `>`, `>=` (numbers and times compare as such: `taken>=2023-06-01`), "
+    "`key~text` (a case-insensitive substring, or a glob with * ? [ ]), `!~`, `key in a,b`, `key not in a,b`, "
+    "`key exists`, `key missing`. Images have width, height, bytes, folder, name, modified and, where the "
+    "camera recorded them, taken, make, model, camera, lens, lat, lon, orientation; a JSON sidecar adds its keys"
+)
 
 
 def _present(schema: dict, extra: dict) -> dict:
@@ -64,6 +82,8 @@ class SearchRequest(_Request):
     min_score: float | None = Field(None, ge=-1.0, le=1.0, description="drop results scored below this cosine")
     filters: Annotated[dict[str, Scalar | list[Scalar]], AtMost("max_filters")] = Field(
         default_factory=dict, description="metadata key -> required value, or a list of accepted values")
+    where: Annotated[list[FilterExpression], AtMost("max_filters")] = Field(
+        default_factory=list, description=WHERE_DOC, examples=[["taken>=2023-06-01", "camera~Pixel"]])
 
     @model_validator(mode="after")
     def _one_query(self) -> "SearchRequest":

@@ -7,6 +7,7 @@ const PAGE_SIZE = Math.max(1, Number(new URLSearchParams(location.search).get("k
 const $ = (id) => document.getElementById(id);
 const ui = {
   form: $("search-form"), query: $("query"), collection: $("collection"), target: $("target"),
+  filterForm: $("filter-form"), where: $("where"),
   drop: $("drop"), file: $("image-file"), queryImage: $("query-image"), preview: $("query-preview"),
   caption: $("query-caption"), instruction: $("instruction"), weight: $("weight"), weightValue: $("weight-value"),
   apply: $("apply"), clear: $("clear-image"), status: $("status"), error: $("error"),
@@ -49,29 +50,37 @@ function baseName(path) {
 }
 
 // -- the request ----------------------------------------------------------------------
+// The filter box holds expressions separated by ';' (a value may hold commas: "album in a,b").
+function filters() {
+  return ui.where.value.split(";").map((expression) => expression.trim()).filter(Boolean);
+}
+
 function requestFor(offset) {
   const common = { collection: ui.collection.value, target: ui.target.value, k: PAGE_SIZE, offset };
+  const where = filters();
   const instruction = ui.instruction.value.trim();
   const weight = Number(ui.weight.value);
   if (state.file) {
     const form = new FormData();
     for (const [key, value] of Object.entries(common)) form.append(key, String(value));
+    for (const expression of where) form.append("where", expression);
     form.append("image", state.file);
     if (instruction) { form.append("text", instruction); form.append("text_weight", String(weight)); }
     return { method: "POST", body: form };
   }
   const body = state.item
-    ? { ...common, item_id: state.item.id, ...(instruction ? { text: instruction, text_weight: weight } : {}) }
-    : { ...common, text: state.text };
+    ? { ...common, where, item_id: state.item.id, ...(instruction ? { text: instruction, text_weight: weight } : {}) }
+    : { ...common, where, text: state.text };
   return { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
 }
 
 function describeQuery() {
   const instruction = ui.instruction.value.trim();
   const extra = instruction ? ` + “${instruction}”` : "";
-  if (state.file) return `your image${extra}`;
-  if (state.item) return `“${state.item.label}”${extra}`;
-  return `“${state.text}”`;
+  const where = filters().length ? ` where ${filters().join("; ")}` : "";
+  if (state.file) return `your image${extra}${where}`;
+  if (state.item) return `“${state.item.label}”${extra}${where}`;
+  return `“${state.text}”${where}`;
 }
 
 async function search(append = false) {
@@ -171,6 +180,12 @@ function wire() {
     if (!text) return;
     clearImage();
     state.text = text;
+    search();
+  });
+  ui.filterForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    // The filters narrow the query on show; with none yet, the text typed in the search box.
+    if (!state.text && !state.file && !state.item) state.text = ui.query.value.trim();
     search();
   });
   ui.file.addEventListener("change", () => useFile(ui.file.files[0]));
