@@ -34,6 +34,9 @@ def _render(result: dict, typed_name: str) -> None:
         f"{result['removed']} removed, {result['skipped']} skipped"
     )
     console.print(f"disk       {result['disk_bytes'] / 1e6:.1f} MB")
+    if result["metadata_keys"]:
+        keys = ", ".join(f"{key} {count}" for key, count in result["metadata_keys"].items())
+        console.print(f"metadata   {keys}", markup=False, highlight=False)
     for problem in result["problems"]:
         console.print(f"[red]damaged:[/] {problem}", highlight=False)
     if result["problems"]:

@@ -22,31 +22,60 @@ from .output import console, emit, json_option
               help="With --image and text: the weight of the text in the composed query.")
 @click.option("--target", type=click.Choice(["image", "text"]), default="image", show_default=True,
               help="What to return: images, or the collection's texts (image to text).")
+@click.option("--vector-file", type=click.Path(path_type=Path), default=None,
+              help="Query by stored vectors: a .npy file of one vector (d,) or a batch (n, d).")
 @click.option("-k", "k", type=int, default=10, show_default=True, callback=positive_k, help="Number of results.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Skip this many results: the start of the page.")
 @click.option("--min-score", type=float, default=None, help="Drop results whose cosine similarity is below this.")
+@click.option("--where", "where", multiple=True, metavar="EXPR",
+              help="Only items whose metadata meets EXPR: taken>=2023-06-01, camera~Pixel, folder=..., "
+                   "album in a,b, gps exists. Repeat it: all must hold.")
 @model_options
 @json_option
-def search(query, collection, image, text, text_weight, target, k, min_score, device, precision, as_json):
-    """Search a collection. QUERY is text; use --image for an image query."""
+def search(query, collection, image, text, text_weight, target, vector_file, k, offset, min_score, where, device,
+           precision, as_json):
+    """Search a collection. QUERY is text; use --image for an image query, --vector-file for vectors."""
     from ..index.collection import Collection
+    from ..search.queries import load_query_vectors
 
     if query is not None and text is not None:
         raise InputError("give the text query either as QUERY or as --text, not both")
     text = query if query is not None else text
-    if text is None and image is None:
-        raise InputError("empty query: give QUERY text, --image, or both")
+    if vector_file is not None and (text is not None or image is not None):
+        raise InputError("give --vector-file alone, not with a text or an image query")
+    if text is None and image is None and vector_file is None:
+        raise InputError("empty query: give QUERY text, --image, both, or --vector-file")
+    page = {"k": k, "offset": offset, "target": target, "min_score": min_score, "where": list(where) or None}
     with Collection.open(collection, device=device, precision=precision) as coll:
-        hits = coll.search(text=text, image=image, k=k, target=target, text_weight=text_weight, min_score=min_score)
-        result = {
-            "collection": coll.name,
-            "query": {"text": text, "image": str(image) if image else None, "text_weight": text_weight, "target": target},
-            "results": [hit.to_dict() for hit in hits],
-        }
+        if vector_file is not None:
+            vectors = load_query_vectors(vector_file)
+            pages = coll.search_vectors(vectors, **page)
+            query_out = {"vector_file": str(vector_file), "vectors": len(pages), "target": target}
+            # A batch (n, d) gives a page per vector; one vector (d,) gives one page, as a text does.
+            results = {"pages": [_page(hits) for hits in pages]} if vectors.ndim == 2 else _page(pages[0])
+        else:
+            results = _page(coll.search(text=text, image=image, text_weight=text_weight, **page))
+            query_out = {"text": text, "image": str(image) if image else None, "text_weight": text_weight,
+                         "target": target}
+        result = {"collection": coll.name, "query": {**query_out, "where": list(where)}, "offset": offset, **results}
     emit(result, as_json, _render)
 
 
+def _page(hits) -> dict:
+    return {"results": [hit.to_dict() for hit in hits], "has_more": hits.has_more}
+
+
 def _render(result: dict) -> None:
-    hits = result["results"]
+    if "pages" in result:
+        for number, page in enumerate(result["pages"], 1):
+            console.print(f"query {number}", style="bold")
+            _render_hits(page["results"], result["offset"])
+        return
+    _render_hits(result["results"], result["offset"])
+
+
+def _render_hits(hits: list[dict], offset: int) -> None:
     if not hits:
         console.print("no results")
         return
@@ -54,6 +83,6 @@ def _render(result: dict) -> None:
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("item")
-    for rank, hit in enumerate(hits, 1):
+    for rank, hit in enumerate(hits, offset + 1):
         table.add_row(str(rank), f"{hit['score']:.4f}", readable_path(hit["path"]) if hit["path"] else hit["text"])
     console.print(table)

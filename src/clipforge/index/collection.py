@@ -436,6 +436,7 @@ class Collection:
             "vector_rows": self.committed_rows(),
             "disk_bytes": size,
             "skipped_files": self.store.list_skipped(skipped_limit),
+            "metadata_keys": self.store.metadata_keys(),  # what filters can use, and how many items hold it
             "problems": health.problems(self),
         }
 

@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -287,6 +288,16 @@ class Store:
                 out["images" if kind == "image" else "texts"] += n
         out["skipped"] = self.db.execute("SELECT COUNT(*) FROM skipped").fetchone()[0]
         return out
+
+    def metadata_keys(self) -> dict[str, int]:
+        """How many live items hold each metadata key that filters compare, most common first."""
+        # The whole table is counted from its index on key alone; removed items, usually few,
+        # are then taken off, rather than looking up every row's item.
+        counts = Counter(dict(self.db.execute("SELECT key, COUNT(*) FROM item_values GROUP BY key").fetchall()))
+        counts.subtract(dict(self.db.execute(
+            "SELECT key, COUNT(*) FROM item_values WHERE item_id IN (SELECT id FROM items WHERE removed = 1) "
+            "GROUP BY key").fetchall()))
+        return {key: n for key, n in counts.most_common() if n > 0}
 
     # -- files that could not be decoded -----------------------------------------------
     def skipped_entry(self, path: str) -> sqlite3.Row | None:

@@ -62,6 +62,26 @@ def unit_vector(values, name: str) -> np.ndarray:
     return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
+def load_query_vectors(path: str | os.PathLike) -> np.ndarray:
+    """Unit query vectors from a NumPy ``.npy`` file: one vector ``(d,)`` or a batch ``(n, d)``,
+    returned as they were shaped. Scaled to length 1, so that scores are cosines."""
+    where = os.fspath(path)
+    if not Path(where).is_file():
+        raise NotFoundError(f"vector file {where} does not exist or is not a file")
+    try:
+        array = np.load(where, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as e:  # not .npy, cut short, pickled objects
+        raise InputError(f"cannot read {where} as a .npy array of numbers ({str(e).splitlines()[0] or type(e).__name__})") \
+            from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
+        kind = "an archive of arrays" if not isinstance(array, np.ndarray) else f"{array.dtype} values"
+        raise InputError(f"{where} holds {kind}, not real numbers")
+    if array.ndim not in (1, 2) or 0 in array.shape:
+        raise InputError(f"{where} holds an array of shape {array.shape}: give one vector (d,) or a batch (n, d)")
+    rows = [unit_vector(row, f"{where}, vector {i}") for i, row in enumerate(np.atleast_2d(array))]
+    return np.stack(rows) if array.ndim == 2 else rows[0]
+
+
 def _unit(vector: np.ndarray) -> np.ndarray:
     norm = float(np.linalg.norm(vector))
     if norm < 1e-12:
