@@ -5,9 +5,12 @@ read once, and the keys a collection holds counted."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_photo
 from photo_library import build_library, selective_and_broad, top_k, touch_later
 
 from clipforge import Collection
@@ -133,3 +136,19 @@ def test_a_version_2_collection_reads_its_photos_metadata_once(tmp_path, tiny_cl
         assert (report.encoded, report.reused) == (0, 10)
         found = _paths(upgraded.search_vectors(np.ones(upgraded.dim), k=20, where="taken exists")[0])
         assert found == sorted(str(p.path.resolve()) for p in photos if "taken" in p.expected)
+
+
+def test_names_that_are_not_utf8_keep_their_sidecars(tmp_path, tiny_clip_spec):
+    folder = os.fsencode(tmp_path / "photos")
+    os.makedirs(folder)
+    for stem, sidecar in ((b"caf\xe9", b'{"album": "ok"}'), (b"na\xefve", b"{broken")):
+        make_photo(Path(os.fsdecode(os.path.join(folder, stem + b".jpg"))), seed=len(stem))
+        with open(os.path.join(folder, stem + b".jpg.json"), "wb") as f:
+            f.write(sidecar)
+    with Collection.create(tmp_path / "coll", model=tiny_clip_spec) as coll:
+        assert coll.add_images([tmp_path / "photos"], workers=0).encoded == 2
+        [good] = coll.search_vectors(np.ones(coll.dim), k=5, where="album=ok")[0]
+        [bad] = coll.search_vectors(np.ones(coll.dim), k=5, where="sidecar_error exists")[0]
+        assert good.metadata["name"] == "caf\\xe9.jpg"
+        assert bad.metadata["sidecar_error"].startswith("na\\xefve.jpg.json is not valid JSON")
+        assert coll.add_images([tmp_path / "photos"], workers=0).unchanged == 2

@@ -18,6 +18,7 @@ import os
 from typing import Any
 
 from ..errors import ImageDecodeError
+from ..paths import readable_path
 from .images import read_file
 
 SUFFIXES = (".json", ".supplemental-metadata.json")
@@ -40,7 +41,7 @@ def sidecar_path(image_path: str, names_in_folder: set[str] | None = None) -> st
 
 
 def signature(path: str | None) -> str:
-    """What identifies the sidecar as it is now: its name, size and mtime ("" when none)."""
+    """What identifies the sidecar as it is now: which name it has, its size and mtime ("" when none)."""
     if path is None:
         return ""
     try:
@@ -50,7 +51,9 @@ def signature(path: str | None) -> str:
 
 
 def _stamp(path: str, info: os.stat_result) -> str:
-    return f"{os.path.basename(path)}:{info.st_size}:{info.st_mtime_ns}"
+    # The suffix, not the name: a name that is not UTF-8 cannot be stored as text.
+    suffix = next(s for s in reversed(SUFFIXES) if path.endswith(s))
+    return f"{suffix}:{info.st_size}:{info.st_mtime_ns}"
 
 
 def read_sidecar(image_path: str) -> tuple[dict[str, Any], str]:
@@ -58,7 +61,7 @@ def read_sidecar(image_path: str) -> tuple[dict[str, Any], str]:
     path = sidecar_path(image_path)
     if path is None:
         return {}, ""
-    name = os.path.basename(path)
+    name = readable_path(os.path.basename(path))
     try:
         raw, info = read_file(path, MAX_BYTES)  # a regular file, bounded, never a blocking pipe
     except ImageDecodeError as e:
