@@ -8,7 +8,6 @@ one is a complete Hugging Face directory (model, tokenizer, image processor) tha
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,43 +46,11 @@ DEFAULT_WORDS = (
 ).split()
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    # The reversible byte -> printable-character table that GPT-2/CLIP BPE vocabularies use.
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    printable += list(range(ord("®"), ord("ÿ") + 1))
-    chars, extra = printable[:], 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            chars.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, map(chr, chars)))
-
-
 def build_clip_tokenizer(out_dir: str | Path, words=DEFAULT_WORDS, context_length: int = 77):
     """A real CLIP BPE tokenizer over every byte plus merges for ``words``."""
-    from transformers import CLIPTokenizer
+    from .bpe import clip_tokenizer, word_merges
 
-    symbols = list(_bytes_to_unicode().values())
-    vocab = {s: i for i, s in enumerate(symbols)}
-    for s in symbols:
-        vocab[s + "</w>"] = len(vocab)
-    merges = []
-    for word in dict.fromkeys(w.lower() for w in words):
-        parts = list(word[:-1]) + [word[-1] + "</w>"]
-        while len(parts) > 1:
-            merged = parts[0] + parts[1]
-            merges.append(f"{parts[0]} {parts[1]}")
-            vocab.setdefault(merged, len(vocab))
-            parts = [merged] + parts[2:]
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "vocab.json").write_text(json.dumps(vocab))
-        (Path(tmp) / "merges.txt").write_text("#version: 0.2\n" + "\n".join(dict.fromkeys(merges)) + "\n")
-        tokenizer = CLIPTokenizer(
-            str(Path(tmp) / "vocab.json"), str(Path(tmp) / "merges.txt"), model_max_length=context_length
-        )
+    tokenizer = clip_tokenizer(word_merges(words), context_length)
     tokenizer.save_pretrained(out_dir)
     return tokenizer
 
