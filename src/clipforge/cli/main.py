@@ -31,6 +31,8 @@ COMMANDS = {
     "train": ("train_cmd:train", "Train or fine-tune a dual encoder."),
     "data": ("data_cmd:data_group", "Build image-text datasets offline."),
     "serve": ("serve_cmd:serve", "Serve collections over HTTP with a web page."),
+    "convert": ("convert_cmd:convert", "Save a model (an open_clip checkpoint, say) in Hugging Face format."),
+    "export": ("export_cmd:export_group", "Export a model to ONNX (fp32 and int8) for `--model onnx:DIR`."),
 }
 
 

@@ -19,11 +19,15 @@ _lock = threading.Lock()
 
 
 def _local_stamp(spec: ModelSpec) -> tuple:
-    """Size and mtime of a local model's files, so a directory overwritten in place is reloaded."""
-    if not spec.is_local:
+    """Size and mtime of a local model's files, so a model overwritten in place is reloaded."""
+    where = spec.local_path
+    if where is None:
         return ()
+    if where.is_file():
+        st = where.stat()
+        return ((where.name, st.st_size, st.st_mtime_ns),)
     stamp = []
-    for entry in sorted(os.scandir(spec.target), key=lambda e: e.name):
+    for entry in sorted(os.scandir(where), key=lambda e: e.name):
         if entry.is_file():
             st = entry.stat()
             stamp.append((entry.name, st.st_size, st.st_mtime_ns))
@@ -33,17 +37,23 @@ def _local_stamp(spec: ModelSpec) -> tuple:
 def load_encoder(spec: str | ModelSpec, device: str = "auto", precision: str = "auto") -> "Encoder":
     """Load (once per process) the encoder that ``spec`` names.
 
-    ``spec`` is ``hf:<hub id>``, ``hf:<local dir>`` or ``builtin:<name>``. ``device`` is
-    auto/cpu/cuda/mps and ``precision`` auto/fp32/bf16/fp16; auto picks bf16 where the
-    hardware runs it natively.
+    ``spec`` is one of the forms ``models.spec`` describes. ``device`` is auto/cpu/cuda/mps
+    and ``precision`` auto/fp32/bf16/fp16/int8: auto picks bf16 where the hardware runs it
+    natively for torch, and for an ``onnx:`` export the fastest variant its export measured
+    to agree with fp32 (``models.onnx_encoder``). An ``onnx:`` spec never imports torch.
     """
     parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
     key = (str(parsed), device, precision, _local_stamp(parsed))
     with _lock:
         if key not in _cache:
-            from .hf import load_hf_encoder  # torch is imported only when a model is loaded
+            if parsed.scheme == "onnx":
+                from .onnx_encoder import load_onnx_encoder
 
-            _cache[key] = load_hf_encoder(parsed, device=device, precision=precision)
+                _cache[key] = load_onnx_encoder(parsed, device=device, precision=precision)
+            else:
+                from .hf import load_hf_encoder  # torch is imported only when a model is loaded
+
+                _cache[key] = load_hf_encoder(parsed, device=device, precision=precision)
         return _cache[key]
 
 

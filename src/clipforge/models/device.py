@@ -45,6 +45,9 @@ def choose_device(preference: str = "auto") -> torch.device:
 def choose_dtype(device: torch.device, preference: str = "auto") -> torch.dtype:
     if preference not in PRECISIONS:
         raise InputError(f"unknown precision {preference!r}; choose one of {', '.join(PRECISIONS)}")
+    if preference == "int8":
+        raise InputError("int8 runs through ONNX Runtime: export the model with `clipforge export onnx SPEC DIR "
+                         "--int8` and use --model onnx:DIR")
     if preference != "auto":
         if preference == "fp16" and device.type == "cpu":
             raise InputError("fp16 is not supported on CPU; use bf16 or fp32")

@@ -16,46 +16,60 @@ import hashlib
 import os
 from pathlib import Path
 
-from .spec import ModelSpec
+from .spec import OPEN_CLIP_HUB, ModelSpec
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".msgpack", ".h5")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".msgpack", ".h5", ".onnx")
+# Files that say how the weights are wired: a changed architecture with the same weight files.
+CONFIG_FILES = ("config.json", "open_clip_config.json", "clipforge_onnx.json")
 _CHUNK = 8 << 20
 
 
 def _weight_files(folder: Path) -> list[Path]:
     files = [p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file()]
-    config = folder / "config.json"  # a changed architecture with the same weight file names
-    return sorted(files + ([config] if config.is_file() else []))
+    configs = [folder / name for name in CONFIG_FILES if (folder / name).is_file()]
+    return sorted(files + configs)
 
 
-def _spec_folders(spec: ModelSpec) -> list[Path] | None:
-    """The folders whose weight files make the model, or None where they cannot be found."""
-    if spec.scheme == "builtin":
-        from .builtin import builtin_dir, text_package_dir
-
-        folder = builtin_dir(spec.target)
-        return [folder, text_package_dir(folder)]
-    if spec.is_local:
-        return [Path(spec.target)]
+def _cached_hub_folder(repo: str, config: str) -> Path | None:
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
-    config = try_to_load_from_cache(spec.target, "config.json")
-    return [Path(config).parent] if isinstance(config, (str, os.PathLike)) else None
+    found = try_to_load_from_cache(repo, config)
+    return Path(found).parent if isinstance(found, (str, os.PathLike)) else None
+
+
+def _spec_files(spec: ModelSpec) -> list[Path] | None:
+    """The files whose bytes make the model, or None where they cannot be found."""
+    if spec.scheme == "builtin":
+        from .builtin import builtin_dir, text_package_dir
+
+        folder = builtin_dir(spec.target)
+        return _weight_files(folder) + _weight_files(text_package_dir(folder))
+    if spec.scheme == "open_clip":
+        name, where = spec.open_clip_parts
+        if name is not None:  # a named config: the config is the name, hashed with the file
+            return [Path(where)]
+        folder = _cached_hub_folder(where[len(OPEN_CLIP_HUB):], "open_clip_config.json") \
+            if where.startswith(OPEN_CLIP_HUB) else Path(where)
+        return _weight_files(folder) if folder else None
+    folder = Path(spec.target) if spec.local_path else _cached_hub_folder(spec.target, "config.json")
+    return _weight_files(folder) if folder else None
 
 
 def model_fingerprint(spec: ModelSpec) -> str | None:
     """``sha256:<hex>`` over the weight files' names and contents; None where the files are
     not on this machine (a hub model not in the local cache)."""
-    folders = _spec_folders(spec)
-    if not folders:
+    files = _spec_files(spec)
+    if not files:
         return None
     digest = hashlib.sha256()
-    for folder in folders:
-        for path in _weight_files(folder):
-            digest.update(path.name.encode() + b"\0")
-            with open(path, "rb") as f:
-                while chunk := f.read(_CHUNK):
-                    digest.update(chunk)
+    name, _ = spec.open_clip_parts if spec.scheme == "open_clip" else (None, None)
+    if name is not None:
+        digest.update(f"open_clip config {name}".encode() + b"\0")
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                digest.update(chunk)
     return "sha256:" + digest.hexdigest()[:32]

@@ -11,17 +11,16 @@ from urllib.parse import urlparse
 
 import numpy as np
 import torch
-from PIL import Image
 
-from ..data.images import DEFAULT_MAX_PIXELS, decode_image
-from ..errors import InputError, ModelLoadError
+from ..errors import ModelLoadError
 from .device import choose_device, choose_dtype, precision_name
+from .encoding import ImageEncoding, text_list
 from .preprocess import ImagePreprocess
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
-FAMILIES = {"clip": "clip", "siglip": "siglip", "siglip2": "siglip", "vision-text-dual-encoder": "dual"}
+FAMILIES = {"clip": "clip", "siglip": "siglip", "vision-text-dual-encoder": "dual"}
 _TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt",
     "spiece.model", "tokenizer.model", "sentencepiece.bpe.model",
@@ -112,6 +111,14 @@ def load_parts(spec: ModelSpec):
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
     config, cached = _load_config(spec)
+    if config.model_type == "siglip2":
+        # Siglip2Model is the NaFlex variant: each image keeps its aspect ratio as a variable
+        # number of patches, which a fixed-size image pipeline cannot feed. The fixed-resolution
+        # SigLIP2 checkpoints are SiglipModels and load as such.
+        raise ModelLoadError(
+            f"{spec}: SigLIP2 NaFlex checkpoints (variable resolution) are not supported; use a fixed-resolution "
+            f"SigLIP2 checkpoint such as google/siglip2-base-patch16-224"
+        )
     family = FAMILIES.get(config.model_type)
     if family is None:
         raise ModelLoadError(
@@ -154,7 +161,7 @@ def tokenize_texts(tokenizer, family: str, texts: list[str], max_length: int) ->
 
 
 @dataclass
-class Encoder:
+class Encoder(ImageEncoding):
     """A loaded dual encoder. ``encode_*`` return L2-normalised float32 arrays."""
 
     spec: ModelSpec
@@ -187,11 +194,7 @@ class Encoder:
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str] | str, batch_size: int = 256) -> np.ndarray:
-        # A lone string is one text, not a sequence of one-character texts.
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        for text in texts:
-            if not isinstance(text, str):
-                raise InputError(f"texts must be strings, got {type(text).__name__}")
+        texts = text_list(texts)
         out = []
         for start in range(0, len(texts), batch_size):
             inputs = self._tokenize(texts[start : start + batch_size])
@@ -208,25 +211,6 @@ class Encoder:
             out.append(_normalized(pooled_features(self.model.get_image_features(pixel_values=chunk))))
         vectors = _stack(out, self.dim)
         return vectors if self.text_memory is None else self.text_memory.blend(vectors)
-
-    def encode_images(
-        self,
-        images: Sequence[Image.Image | str | os.PathLike] | Image.Image | str | os.PathLike,
-        batch_size: int = 64,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-    ) -> np.ndarray:
-        """Encode PIL images or image files. A file that cannot be decoded raises
-        ImageDecodeError; use a Collection to index many files with bad ones skipped."""
-        if isinstance(images, (str, os.PathLike, Image.Image)):
-            images = [images]  # one image, not the characters of its path
-        arrays = []
-        for image in images:
-            if not isinstance(image, Image.Image):
-                image = decode_image(image, max_pixels=max_pixels, draft_size=self.preprocess.draft_size)
-            arrays.append(self.preprocess.resize_crop(image))
-        if not arrays:
-            return np.zeros((0, self.dim), np.float32)
-        return self.encode_pixels(self.preprocess.normalize(np.stack(arrays)), batch_size=batch_size)
 
 
 def _shipped_text_memory(spec: ModelSpec, dim: int):
@@ -256,22 +240,39 @@ def _stack(chunks: list[np.ndarray], dim: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate(chunks).astype(np.float32, copy=False))
 
 
-def load_hf_encoder(spec: ModelSpec, device: str = "auto", precision: str = "auto") -> Encoder:
-    torch_device = choose_device(device)
-    dtype = choose_dtype(torch_device, precision)
+def _preprocess_of(spec: ModelSpec, image_processor) -> ImagePreprocess:
+    try:
+        return ImagePreprocess.from_hf(image_processor)
+    except ValueError as e:
+        raise ModelLoadError(f"{spec}: {e}") from None
+
+
+def load_torch_parts(spec: ModelSpec):
+    """(family, model, tokenizer, image processor) of any spec that torch runs."""
     if spec.scheme == "builtin":
         from .builtin import load_builtin_parts
 
-        family, model, tokenizer, image_processor = load_builtin_parts(spec.target)
-    else:
-        family, model, tokenizer, image_processor = load_parts(spec)
+        return load_builtin_parts(spec.target)
+    if spec.scheme == "open_clip":
+        from .openclip import load_open_clip_parts
+
+        return load_open_clip_parts(spec)
+    if spec.scheme != "hf":
+        raise ModelLoadError(f"{spec}: not a torch model")
+    return load_parts(spec)
+
+
+def load_hf_encoder(spec: ModelSpec, device: str = "auto", precision: str = "auto") -> Encoder:
+    torch_device = choose_device(device)
+    dtype = choose_dtype(torch_device, precision)
+    family, model, tokenizer, image_processor = load_torch_parts(spec)
     model = model.to(torch_device, dtype).eval()
     encoder = Encoder(
         spec=spec,
         family=family,
         model=model,
         tokenizer=tokenizer,
-        preprocess=ImagePreprocess.from_hf(image_processor),
+        preprocess=_preprocess_of(spec, image_processor),
         device=torch_device,
         dtype=dtype,
         max_text_length=max_text_length_of(model, tokenizer),
