@@ -1,0 +1,43 @@
+"""``clipforge export onnx``: a model's towers as ONNX, run without torch as ``--model onnx:DIR``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from .output import console, emit, json_option
+
+
+@click.group("export")
+def export_group():
+    """Export a model for other runtimes."""
+
+
+@export_group.command("onnx")
+@click.argument("spec")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--int8", is_flag=True, help="Also write int8 models (dynamic quantisation); auto picks them where they agree.")
+@click.option("--probe-images", "probe_images", type=click.Path(exists=True, path_type=Path), multiple=True,
+              help="Images to measure agreement and speed on (repeatable); default: synthetic photo-like images.")
+@json_option
+def export_onnx_cmd(spec, out, int8, probe_images, as_json):
+    """Export SPEC's image and text towers to the new directory OUT, for --model onnx:OUT."""
+    from ..models.onnx_export import export_onnx
+
+    manifest = export_onnx(spec, out, int8=int8, probe_images=[str(p) for p in probe_images])
+    result = {"model": manifest["source"], "output": str(out.resolve()), "spec": f"onnx:{out.resolve()}",
+              "dim": manifest["dim"], "variants": manifest["variants"]}
+    emit(result, as_json, _render)
+
+
+def _render(result: dict) -> None:
+    table = Table(box=None, header_style="bold")
+    for column in ("tower", "precision", "items/s", "cosine min", "cosine mean"):
+        table.add_column(column, justify="left" if column in ("tower", "precision") else "right")
+    for tower, variants in result["variants"].items():
+        for name, v in variants.items():
+            table.add_row(tower, name, f"{v['items_per_s']:.1f}", f"{v['cosine_min']:.5f}", f"{v['cosine_mean']:.5f}")
+    console.print(table)
+    console.print(f"wrote {result['output']}; use it as --model {result['spec']}", highlight=False)

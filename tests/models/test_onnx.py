@@ -1,0 +1,213 @@
+"""ONNX exports (``clipforge export onnx``) and ``onnx:`` specs against the torch models they came from."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clipforge.errors import InputError, ModelLoadError, ModelMismatchError
+from clipforge.models import load_encoder
+from clipforge.models.comparable import comparable
+from clipforge.models.hf import tokenize_texts
+from clipforge.models.onnx_export import export_onnx
+from clipforge.models.onnx_manifest import AGREEMENT_MIN_COSINE, MANIFEST, choose_variant
+
+from conftest import make_photo
+
+TEXTS = ["a photo of a dog", "cat", "", "a red car on the beach at night " * 12, "ein Hund am Strand", "🐶 dog!"]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("onnx-photos")
+    return [make_photo(root / f"p{i}.jpg", size=(48 + 7 * i, 40), seed=i) for i in range(12)]
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory, tiny_clip_dir, tiny_siglip_dir, tiny_dual_dir) -> dict[str, tuple[str, Path]]:
+    """family -> (source spec, export directory); the CLIP one with int8 variants."""
+    root = tmp_path_factory.mktemp("onnx-exports")
+    made = {}
+    for family, folder in (("clip", tiny_clip_dir), ("siglip", tiny_siglip_dir), ("dual", tiny_dual_dir)):
+        export_onnx(f"hf:{folder}", root / family, int8=family == "clip")
+        made[family] = (f"hf:{folder}", root / family)
+    return made
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1)
+
+
+@pytest.mark.parametrize("family", ["clip", "siglip", "dual"])
+def test_fp32_export_matches_torch(exports, photos, family):
+    source, out = exports[family]
+    torch_encoder = load_encoder(source, device="cpu", precision="fp32")
+    onnx_encoder = load_encoder(f"onnx:{out}", precision="fp32")
+    assert onnx_encoder.dim == torch_encoder.dim and onnx_encoder.family == torch_encoder.family
+    assert onnx_encoder.preprocess == torch_encoder.preprocess
+    assert onnx_encoder.logit_scale == pytest.approx(torch_encoder.logit_scale)
+    assert _cosines(onnx_encoder.encode_texts(TEXTS), torch_encoder.encode_texts(TEXTS)).min() >= 0.9999
+    assert _cosines(onnx_encoder.encode_images(photos), torch_encoder.encode_images(photos)).min() >= 0.9999
+
+
+@pytest.mark.parametrize("family", ["clip", "siglip", "dual"])
+def test_tokens_match_the_source_tokenizer(exports, family):
+    source, out = exports[family]
+    torch_encoder = load_encoder(source, device="cpu", precision="fp32")
+    expected = tokenize_texts(torch_encoder.tokenizer, torch_encoder.family, TEXTS, torch_encoder.max_text_length)
+    feeds = load_encoder(f"onnx:{out}", precision="fp32")._feeds(TEXTS)
+    assert sorted(feeds) == sorted(expected)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(feeds[name], values.numpy())
+
+
+def test_int8_agrees_within_the_tolerance_and_retrieves_the_same(exports, photos):
+    source, out = exports["clip"]
+    fp32 = load_encoder(source, device="cpu", precision="fp32")
+    int8 = load_encoder(f"onnx:{out}", precision="int8")
+    assert int8.variants == {"image": "int8", "text": "int8"}
+    image_fp32, image_int8 = fp32.encode_images(photos), int8.encode_images(photos)
+    assert _cosines(image_int8, image_fp32).min() >= AGREEMENT_MIN_COSINE
+    assert _cosines(int8.encode_texts(TEXTS), fp32.encode_texts(TEXTS)).min() >= AGREEMENT_MIN_COSINE
+    # Comparable: each photo's int8 vector finds that photo first among the fp32 vectors.
+    nearest = (image_int8 @ image_fp32.T).argmax(axis=1)
+    assert nearest.tolist() == list(range(len(photos)))
+
+
+def test_manifest_records_speed_and_agreement(exports):
+    manifest = json.loads((exports["clip"][1] / MANIFEST).read_text())
+    for tower in ("image", "text"):
+        for name in ("fp32", "int8"):
+            measured = manifest["variants"][tower][name]
+            assert measured["items_per_s"] > 0 and measured["cosine_min"] <= measured["cosine_mean"] <= 1.000001
+        assert manifest["variants"][tower]["fp32"]["cosine_min"] >= 0.9999
+    assert manifest["source_fingerprint"].startswith("sha256:")
+
+
+def test_auto_picks_the_fastest_variant_that_agrees():
+    def manifest(int8_speed: float, int8_cosine: float) -> dict:
+        variants = {"fp32": {"items_per_s": 10.0, "cosine_min": 1.0},
+                    "int8": {"items_per_s": int8_speed, "cosine_min": int8_cosine}}
+        return {"variants": {"image": variants}}
+
+    assert choose_variant("s", manifest(30.0, 0.999), "image", "auto") == "int8"
+    assert choose_variant("s", manifest(5.0, 0.999), "image", "auto") == "fp32"  # slower: not worth it
+    assert choose_variant("s", manifest(30.0, AGREEMENT_MIN_COSINE - 0.01), "image", "auto") == "fp32"
+    assert choose_variant("s", manifest(30.0, 0.5), "image", "int8") == "int8"  # asked for by name
+    with pytest.raises(InputError, match="fp32 or int8, not bf16"):
+        choose_variant("s", manifest(30.0, 0.999), "image", "bf16")
+
+
+def test_int8_without_an_int8_export_is_refused(exports):
+    with pytest.raises(InputError, match="no int8 image model"):
+        load_encoder(f"onnx:{exports['siglip'][1]}", precision="int8")
+
+
+def test_torch_refuses_int8_with_a_pointer_to_the_export(tiny_clip_spec):
+    with pytest.raises(InputError, match="export onnx"):
+        load_encoder(tiny_clip_spec, device="cpu", precision="int8")
+
+
+def test_loading_an_export_imports_neither_torch_nor_transformers(exports, photos):
+    code = (
+        "import sys\n"
+        "from clipforge.models import load_encoder\n"
+        f"encoder = load_encoder({('onnx:' + str(exports['clip'][1]))!r})\n"
+        "encoder.encode_texts(['a dog']); encoder.encode_images([sys.argv[1]])\n"
+        "heavy = [m for m in ('torch', 'transformers', 'faiss') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(photos[0])], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def _broken_copy(out: Path, tmp_path: Path, name: str, data: bytes) -> Path:
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / name).write_bytes(data)
+    return copy
+
+
+def test_corrupt_onnx_file_is_one_line(exports, tmp_path):
+    copy = _broken_copy(exports["clip"][1], tmp_path, "image.onnx", b"\x08\x07 truncated protobuf" * 3)
+    with pytest.raises(ModelLoadError, match="cannot load image.onnx") as caught:
+        load_encoder(f"onnx:{copy}", precision="fp32")
+    assert "\n" not in str(caught.value) and f"onnx:{copy}" in str(caught.value)
+
+
+def test_missing_or_foreign_export_is_one_line(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load_encoder(f"onnx:{tmp_path / 'nope'}")
+    with pytest.raises(ModelLoadError, match="not an ONNX export of clipforge"):
+        load_encoder(f"onnx:{tmp_path}")
+
+
+def test_export_refuses_a_used_directory(tiny_clip_spec, tmp_path):
+    (tmp_path / "keep").write_text("x")
+    with pytest.raises(InputError, match="already exists"):
+        export_onnx(tiny_clip_spec, tmp_path)
+
+
+def test_exports_are_comparable_with_their_source_only(exports, tiny_clip_other_dir, tmp_path):
+    source, out = exports["clip"]
+    assert comparable(source, None, f"onnx:{out}")
+    assert comparable(f"onnx:{out}", None, source)
+    assert not comparable(f"hf:{tiny_clip_other_dir}", None, f"onnx:{out}")
+    assert not comparable(exports["siglip"][0], None, f"onnx:{out}")
+    # A collection's record of older weights: the export of today's weights does not match it.
+    assert not comparable(source, "sha256:" + "0" * 32, f"onnx:{out}")
+
+
+def test_an_export_below_the_tolerance_is_not_comparable(exports, tmp_path):
+    source, out = exports["clip"]
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    manifest = json.loads((copy / MANIFEST).read_text())
+    manifest["variants"]["image"]["int8"]["cosine_min"] = AGREEMENT_MIN_COSINE - 0.05
+    (copy / MANIFEST).write_text(json.dumps(manifest))
+    assert not comparable(source, None, f"onnx:{copy}")
+    assert load_encoder(f"onnx:{copy}").variants["image"] == "fp32"  # nor does auto run it
+
+
+def test_collection_with_an_onnx_model(exports, photos, tmp_path):
+    from clipforge import Collection
+
+    source, out = exports["clip"]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for photo in photos[:6]:
+        shutil.copy(photo, folder)
+    with Collection.create(tmp_path / "c", model=f"onnx:{out}", precision="fp32") as collection:
+        report = collection.add_images([str(folder)])
+        assert report.encoded == 6
+        hits = collection.search(image=str(photos[2]), k=1)
+        assert Path(hits[0].path).name == photos[2].name
+        stored = collection.read_vectors(list(range(6)))
+    expected = load_encoder(source, device="cpu", precision="fp32").encode_images(sorted(folder.iterdir()))
+    assert (stored @ expected.T).max(axis=1).min() > 0.999  # each stored vector is a photo's (float16 on disk)
+    # Replacing an exported model under the same spec is refused, as for any other spec.
+    (out / "image.onnx").replace(out / "image.onnx.bak")
+    shutil.copy(exports["siglip"][1] / "image.onnx", out / "image.onnx")
+    try:
+        with Collection.open(tmp_path / "c") as collection:
+            with pytest.raises(ModelMismatchError, match="have changed"):
+                collection.search("a dog", k=1)
+    finally:
+        (out / "image.onnx.bak").replace(out / "image.onnx")
+
+
+def test_export_command(run_cli, tiny_clip_spec, tmp_path):
+    result = run_cli("export", "onnx", tiny_clip_spec, tmp_path / "exp", "--json", check=True)
+    assert result.json()["spec"] == f"onnx:{(tmp_path / 'exp').resolve()}"
+    classified = run_cli("classify", str(make_photo(tmp_path / "p.jpg")), "--labels", "cat,dog", "--model",
+                         result.json()["spec"], "--json", check=True)
+    assert len(classified.json()["results"][0]["predictions"]) == 2
+    bad = run_cli("export", "onnx", tiny_clip_spec, tmp_path / "exp")
+    assert bad.returncode == 2 and "already exists" in bad.stderr
