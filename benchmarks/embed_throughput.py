@@ -1,15 +1,20 @@
-"""End-to-end indexing throughput against model-only throughput, measured in one run.
+"""End-to-end indexing throughput against model-only throughput, per runtime, measured in one run.
 
     python benchmarks/embed_throughput.py [--n 300] [--photos DIR] [--preset base]
+                                          [--runtimes torch-fp32,torch-bf16,onnx-fp32,onnx-int8]
 
 Makes (or takes) a folder of photo-like JPEGs, a third each at 640x480, 1600x1200 and
 4032x3024, and a randomly initialised model of the chosen preset ("base" has the shape of
-ViT-B/32). It then measures, in this one process:
+ViT-B/32), exported to ONNX (fp32 and dynamic int8) in the same run. It then measures, in
+this one process, for each runtime:
 
 1. model only: ``encode_pixels`` on already-decoded, already-normalised tensors;
-2. decode only: read + JPEG-draft decode + resize/crop on one core;
-3. end to end: ``Collection.add_images`` into a fresh collection (decode pool, encoder,
-   SQLite and vector writes all included).
+2. end to end: ``Collection.add_images`` into a fresh collection (decode pool, encoder,
+   SQLite and vector writes all included);
+3. agreement: the cosine between its vectors and torch fp32's for the same photos;
+
+and once, decode only: read + JPEG-draft decode + resize/crop on one core. Every rate is
+also given as a ratio to torch fp32's in the same run.
 
 Decoding and inference share the same cores, so the end-to-end ceiling is
 ``cores / (decode core-seconds + model core-seconds per image)``. Both the ratio to
@@ -72,14 +77,25 @@ def decode_only(paths: list[Path], preprocess) -> float:
     return len(paths) / (time.perf_counter() - started)
 
 
-def end_to_end(photos: Path, spec: str, batch_size: int, workers: int | None) -> tuple[float, dict]:
+def end_to_end(photos: Path, spec: str, precision: str, batch_size: int, workers: int | None) -> tuple[float, dict]:
     from clipforge import Collection
 
-    with tempfile.TemporaryDirectory() as tmp, Collection.create(Path(tmp) / "bench", model=spec) as coll:
+    with tempfile.TemporaryDirectory() as tmp, \
+            Collection.create(Path(tmp) / "bench", model=spec, precision=precision) as coll:
         started = time.perf_counter()
         report = coll.add_images([photos], batch_size=batch_size, workers=workers)
         seconds = time.perf_counter() - started
     return report.encoded / seconds, report.to_dict()
+
+
+RUNTIMES = {"torch-fp32": ("hf", "fp32"), "torch-bf16": ("hf", "bf16"), "onnx-fp32": ("onnx", "fp32"),
+            "onnx-int8": ("onnx", "int8")}
+
+
+def agreement(encoder, baseline: np.ndarray, paths: list[Path]) -> tuple[float, float]:
+    """(min, mean) cosine between ``encoder``'s vectors of ``paths`` and the baseline's."""
+    cosine = (encoder.encode_images(paths) * baseline).sum(axis=1)
+    return float(cosine.min()), float(cosine.mean())
 
 
 def main() -> None:
@@ -87,17 +103,29 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300, help="photos to make (ignored with --photos)")
     parser.add_argument("--photos", type=Path, help="use this folder of JPEGs instead of making one")
     parser.add_argument("--preset", default="base", choices=["tiny", "small", "base"])
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    parser.add_argument("--runtimes", default=",".join(RUNTIMES),
+                        help=f"comma-separated, from {', '.join(RUNTIMES)}; torch-fp32 is always the baseline")
+    parser.add_argument("--rounds", type=int, default=3, help="model-only rounds over all runtimes (median kept)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=None, help="decode processes (default: one per core)")
     args = parser.parse_args()
+    wanted = ["torch-fp32"] + [r for r in dict.fromkeys(args.runtimes.split(",")) if r and r != "torch-fp32"]
+    unknown = [r for r in wanted if r not in RUNTIMES]
+    if unknown:
+        parser.error(f"unknown runtimes {unknown}; choose from {', '.join(RUNTIMES)}")
 
     import torch
 
     from clipforge.models import load_encoder
+    from clipforge.models.device import cpu_has_native_bf16
+    from clipforge.models.onnx_export import export_onnx
     from clipforge.models.presets import build_random_clip
 
+    if "torch-bf16" in wanted and not cpu_has_native_bf16():
+        print("torch-bf16 skipped: this CPU has no native bf16", file=sys.stderr)
+        wanted.remove("torch-bf16")
     cores = len(os.sched_getaffinity(0))
+    rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         photos = args.photos
         if photos is None:
@@ -106,26 +134,49 @@ def main() -> None:
             make_photos(photos, args.n)
         paths = sorted(photos.glob("*.jpg"))
         model_dir = build_random_clip(Path(tmp) / "model", args.preset)
-        spec = f"hf:{model_dir}"
-        encoder = load_encoder(spec, precision=args.precision)
+        specs = {"hf": f"hf:{model_dir}", "onnx": f"onnx:{Path(tmp) / 'onnx'}"}
+        if any(r.startswith("onnx") for r in wanted):
+            print("exporting to ONNX (fp32 and int8) ...", file=sys.stderr)
+            started = time.perf_counter()
+            export_onnx(specs["hf"], Path(tmp) / "onnx", int8=True)
+            print(f"export took {time.perf_counter() - started:.0f} s", file=sys.stderr)
         threads = torch.get_num_threads()
-
-        model_rate = model_only(encoder, max(len(paths), 4 * args.batch_size), args.batch_size)
+        sample = paths[:32]
+        encoders = {r: load_encoder(specs[RUNTIMES[r][0]], precision=RUNTIMES[r][1]) for r in wanted}
+        baseline = encoders["torch-fp32"].encode_images(sample)
+        # Model-only rates in rounds that take the runtimes in turn, the median kept: a load
+        # that comes and goes on a shared machine then falls on every runtime alike.
+        rates = {r: [] for r in wanted}
+        for round_ in range(args.rounds):
+            for runtime, encoder in encoders.items():
+                print(f"round {round_ + 1}/{args.rounds}: model only, {runtime} ...", file=sys.stderr)
+                rates[runtime].append(model_only(encoder, max(len(paths) // args.rounds, 2 * args.batch_size),
+                                                 args.batch_size))
+        for runtime, encoder in encoders.items():
+            scheme, precision = RUNTIMES[runtime]
+            print(f"end to end, {runtime} ...", file=sys.stderr)
+            rows[runtime] = {
+                "model": float(np.median(rates[runtime])),
+                "e2e": end_to_end(photos, specs[scheme], precision, args.batch_size, args.workers)[0],
+                "agreement": agreement(encoder, baseline, sample),
+                "threads": threads if scheme == "hf" else cores,  # ONNX Runtime: one thread per core
+            }
         decode_rate = decode_only(paths, encoder.preprocess)
-        e2e_rate, report = end_to_end(photos, spec, args.batch_size, args.workers)
 
-    model_core_seconds = threads / model_rate
-    decode_core_seconds = 1 / decode_rate
-    ceiling = cores / (model_core_seconds + decode_core_seconds)
+    base = rows["torch-fp32"]
     print(f"images            {len(paths)} JPEGs in {photos}")
-    print(f"model             {args.preset} preset, {encoder.precision}, {threads} torch threads, {cores} cores")
-    print(f"model only        {model_rate:8.1f} img/s   (decoded tensors, batch {args.batch_size})")
+    print(f"model             {args.preset} preset, {threads} torch threads, {cores} cores")
     print(f"decode only       {decode_rate:8.1f} img/s   (one core, JPEG draft + resize/crop)")
-    print(f"ceiling           {ceiling:8.1f} img/s   (cores / (decode + model core-seconds per image))")
-    print(f"end to end        {e2e_rate:8.1f} img/s   (clipforge index: decode pool + encode + write)")
-    print(f"end to end / model only   {e2e_rate / model_rate:6.1%}")
-    print(f"end to end / ceiling      {e2e_rate / ceiling:6.1%}")
-    print(f"report            {report['encoded']} encoded, {report['skipped']} skipped")
+    print(f"{'runtime':<12}{'model img/s':>12}{'x fp32':>8}{'e2e img/s':>11}{'x fp32':>8}{'ceiling':>9}"
+          f"{'e2e/ceil':>9}{'cos min':>9}{'cos mean':>10}")
+    for runtime, row in rows.items():
+        ceiling = cores / (row["threads"] / row["model"] + 1 / decode_rate)
+        low, mean = row["agreement"]
+        print(f"{runtime:<12}{row['model']:>12.1f}{row['model'] / base['model']:>8.2f}{row['e2e']:>11.1f}"
+              f"{row['e2e'] / base['e2e']:>8.2f}{ceiling:>9.1f}{row['e2e'] / ceiling:>9.1%}{low:>9.5f}{mean:>10.5f}")
+    print(f"model: decoded tensors, batch {args.batch_size}, median of {args.rounds} rounds; "
+          "e2e: clipforge index (decode pool + encode + write);\n"
+          "ceiling: cores / (decode + model core-seconds per image); cos: vectors of 32 photos against torch fp32's")
 
 
 if __name__ == "__main__":

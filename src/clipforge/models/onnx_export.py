@@ -89,13 +89,26 @@ def _export(module, args: tuple, path: Path, names: list[str], dynamic: dict) ->
                           dynamic_axes={**dynamic, "features": {0: "batch"}}, opset_version=OPSET, dynamo=False)
 
 
+class _NoPreprocessAdvice(logging.Filter):
+    # quantize_dynamic advises, on the root logger, running its shape-inference pre-processing
+    # first; on a ViT-B/32 it changed neither the speed nor the agreement of the int8 model.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
 def _quantize(fp32: Path, int8: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # Matrix products only: they hold nearly all the compute, and ConvInteger (the patch
-    # embedding, ConvNeXt's convolutions) is slower in ONNX Runtime than float convolution.
-    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul", "Gemm"])
+    quiet = _NoPreprocessAdvice()
+    logging.getLogger().addFilter(quiet)
+    try:
+        # Matrix products only: they hold nearly all the compute, and ConvInteger (the patch
+        # embedding, ConvNeXt's convolutions) is slower in ONNX Runtime than float convolution.
+        # Signed per-channel weights: unsigned ones ran at 60% of the speed on a VNNI CPU.
+        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul", "Gemm"])
+    finally:
+        logging.getLogger().removeFilter(quiet)
 
 
 def _measure(path: Path, feeds: dict[str, np.ndarray], reference: np.ndarray) -> dict:
