@@ -9,6 +9,8 @@ import pytest
 playwright = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
+from .test_pathless_items import serve_one_imported_image  # noqa: E402
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -149,6 +151,26 @@ def test_a_bad_filter_says_what_is_wrong_with_it(page):
     page.get_by_label("Filter").press("Enter")
     expect(page.get_by_role("alert")).to_be_hidden()
     expect(result_images(page)).to_have_count(12)
+
+
+def test_an_image_with_no_file_here_shows_its_caption(browser, tmp_path, tiny_clip_spec):
+    server = serve_one_imported_image(tmp_path / "c", tiny_clip_spec)
+    context = browser.new_context()
+    page, errors = context.new_page(), []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(server.url + "/")
+        page.get_by_label("Search", exact=True).fill("a cat")
+        page.get_by_role("button", name="Search", exact=True).click()
+        results = page.get_by_role("list", name="Results")
+        expect(results.locator(".card .name")).to_have_text(["a cat"])
+        expect(results.get_by_role("img")).to_have_count(0)  # no broken image for a file the server lacks
+        page.get_by_role("button", name="More like this: a cat").click()
+        expect(page.locator("#status")).to_contain_text("result")
+        assert not errors, errors
+    finally:
+        context.close()
+        server.stop()
 
 
 def test_api_docs_render_offline(page):

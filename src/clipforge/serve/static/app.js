@@ -110,13 +110,21 @@ async function search(append = false) {
 }
 
 // -- results --------------------------------------------------------------------------
+// An image item imported as a vector, or fetched from a URL, has no file here to show.
+function imageLabel(hit) {
+  return baseName(hit.path) || hit.metadata.caption || hit.metadata.url || `#${hit.id}`;
+}
+
+function imageBody(hit, label) {
+  if (!hit.thumbnail_url) return element("blockquote", { className: "thumb missing", textContent: label });
+  return element("a", { className: "thumb", href: hit.image_url, target: "_blank", rel: "noopener" }, [
+    element("img", { src: hit.thumbnail_url, alt: label, loading: "lazy" }),
+  ]);
+}
+
 function card(hit) {
-  const label = hit.kind === "image" ? baseName(hit.path) : hit.text;
-  const body = hit.kind === "image"
-    ? element("a", { className: "thumb", href: hit.image_url, target: "_blank", rel: "noopener" }, [
-        element("img", { src: hit.thumbnail_url, alt: label, loading: "lazy" }),
-      ])
-    : element("blockquote", { textContent: hit.text });
+  const label = hit.kind === "image" ? imageLabel(hit) : hit.text;
+  const body = hit.kind === "image" ? imageBody(hit, label) : element("blockquote", { textContent: hit.text });
   const meta = element("div", { className: "meta" }, [
     element("span", { className: "score", textContent: hit.score.toFixed(3), title: "cosine similarity" }),
     element("span", { className: "name", textContent: hit.kind === "image" ? label : `#${hit.id}`, title: label }),
@@ -148,7 +156,7 @@ function useFile(file) {
 function moreLikeThis(hit, label) {
   state.item = { id: hit.id, label };
   state.file = null;
-  if (hit.kind === "image") showQueryImage(hit.thumbnail_url, `More like ${label}`);
+  if (hit.thumbnail_url) showQueryImage(hit.thumbnail_url, `More like ${label}`);
   else { ui.preview.removeAttribute("src"); ui.caption.textContent = `More like “${label}”`; ui.queryImage.hidden = false; }
   window.scrollTo({ top: 0, behavior: "smooth" });
   search();
