@@ -31,7 +31,8 @@ from ..models.spec import parse_spec
 from ..paths import resolve_collection_path
 from . import health
 from . import query as query_
-from .ann import ExactIndex, IndexCache, build_index
+from .ann import KINDS as INDEXED_KINDS
+from .ann import IndexSettings, Indexes, Job, SearchIndex
 from .lock import write_lock
 from .query import KINDS, Hit, Page, Results, Where
 from .store import SCHEMA_VERSION, NewItem, Store, create_database
@@ -51,13 +52,16 @@ class Collection:
         self.dim = int(store.get_meta("dim", "0"))
         self.device, self.precision = device, precision
         self.vectors = VectorSegments(path / "vectors", self.dim, self.committed_rows())
-        self._indexes: dict[str, tuple[int, Any]] = {}
+        self.indexes = Indexes(self)  # per kind: a main index (FAISS) and an exact fresh part
         self._encoder = None
         self._where = path.name  # how the user named it, for the commands an error suggests
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
-    def create(cls, where: str | os.PathLike, model: str, *, device: str = "auto", precision: str = "auto") -> "Collection":
+    def create(cls, where: str | os.PathLike, model: str, *, device: str = "auto", precision: str = "auto",
+               index: str = "auto", index_memory: str | int | None = None) -> "Collection":
+        """A new collection. ``index`` is ``auto`` or a FAISS factory string ("HNSW32",
+        "IVF4096,PQ64x4fs"); ``index_memory`` ("4GB") bounds what ``auto`` may choose."""
         from ..models import load_encoder
 
         path = resolve_collection_path(where)
@@ -73,6 +77,7 @@ class Collection:
             "schema_version": SCHEMA_VERSION, "model_spec": encoder.spec, "dim": encoder.dim,
             "vector_rows": 0, "generation": 0, "created_at": time.time(),
             **({"model_fingerprint": fingerprint} if fingerprint else {}),
+            **IndexSettings.checked(index, index_memory, encoder.dim).to_meta(),
         }
         # The model loaded outside the lock (it is slow); the database appears whole, under
         # the lock, or not at all: another process may have created it meanwhile.
@@ -136,15 +141,24 @@ class Collection:
         return store.all_meta()
 
     @classmethod
-    def open_or_create(cls, where: str | os.PathLike, model: str | None = None, **kwargs) -> "Collection":
+    def open_or_create(cls, where: str | os.PathLike, model: str | None = None, *, index: str | None = None,
+                       index_memory: str | int | None = None, **kwargs) -> "Collection":
+        """Open a collection, or create it; index settings given are kept for later writes and searches."""
         if (resolve_collection_path(where) / DB_NAME).exists():
-            return cls.open(where, model, **kwargs)
-        if model is None:
+            collection = cls.open(where, model, **kwargs)
+        elif model is None:
             raise InputError(f"collection '{where}' does not exist yet: pass a model (--model SPEC) to create it")
+        else:
+            try:
+                return cls.create(where, model, index=index or "auto", index_memory=index_memory, **kwargs)
+            except CollectionExists:  # another process created it first: join it, if the model agrees
+                collection = cls.open(where, model, **kwargs)
         try:
-            return cls.create(where, model, **kwargs)
-        except CollectionExists:  # another process created it first: join it, if the model agrees
-            return cls.open(where, model, **kwargs)
+            collection.set_index(index, index_memory)
+        except BaseException:
+            collection.close()
+            raise
+        return collection
 
     def check_model(self, model: str) -> None:
         wanted = str(parse_spec(model))
@@ -256,10 +270,13 @@ class Collection:
 
     def add_images(self, sources: Iterable[str | os.PathLike], *, batch_size: int = 64, workers: int | None = None,
                    max_pixels: int | None = None, max_bytes: int | None = None,
-                   on_progress: Callable[[int, int], None] | None = None):
+                   on_progress: Callable[[int, int], None] | None = None, index: str | None = None,
+                   index_memory: str | int | None = None, update_index: bool = True):
         """Index image files and folders incrementally. Returns an ``IndexReport``.
 
         Files over ``max_bytes`` or images over ``max_pixels`` are skipped with their reason.
+        ``index``/``index_memory`` change the index settings (see ``create``); the search
+        index is brought up to date at the end unless ``update_index`` is False.
         """
         from .ingest import IngestOptions, index_images
 
@@ -268,15 +285,25 @@ class Collection:
             options.max_pixels = max_pixels
         if max_bytes is not None:
             options.max_bytes = max_bytes
-        return index_images(self, [Path(s) for s in sources], options)
+        self.set_index(index, index_memory)
+        report = index_images(self, [Path(s) for s in sources], options)
+        if update_index:
+            self.update_index()
+        return report
 
     def add_texts(self, texts: Sequence[str], *, ids: Sequence[str] | None = None,
                   metadata: Sequence[dict] | None = None, batch_size: int = 256,
-                  on_progress: Callable[[int, int], None] | None = None):
-        """Add texts (captions, descriptions) for image-to-text search. Re-adding is a no-op."""
+                  on_progress: Callable[[int, int], None] | None = None, index: str | None = None,
+                  index_memory: str | int | None = None, update_index: bool = True):
+        """Add texts (captions, descriptions) for image-to-text search. Re-adding is a no-op.
+        ``index``, ``index_memory`` and ``update_index`` as for ``add_images``."""
         from .ingest import index_texts
 
-        return index_texts(self, texts, ids=ids, metadata=metadata, batch_size=batch_size, on_progress=on_progress)
+        self.set_index(index, index_memory)
+        report = index_texts(self, texts, ids=ids, metadata=metadata, batch_size=batch_size, on_progress=on_progress)
+        if update_index:
+            self.update_index()
+        return report
 
     def add_table(self, table: str | os.PathLike, *, image_column: str = "image", meta_columns: Sequence[str] | None = None,
                   url_timeout_s: float | None = None, url_max_bytes: int | None = None, retry_skipped: bool = False,
@@ -328,20 +355,28 @@ class Collection:
         return export_embeddings(self, out, **options)
 
     # -- reading -------------------------------------------------------------------------
-    def search_index(self, kind: str) -> ExactIndex:
+    def search_index(self, kind: str) -> SearchIndex:
         """The search index of one kind of item, current with the collection's last commit."""
-        generation = self.store.generation
-        cached = self._indexes.get(kind)
-        if cached and cached[0] == generation:
-            return cached[1]
-        disk = IndexCache(self.path / "index")
-        index = disk.load(kind, generation)
-        if index is None:
-            ids, rows = self.store.live_vector_rows(kind)
-            index = build_index(self.read_vectors(rows), np.asarray(ids, dtype=np.int64))
-            disk.save(kind, generation, index)
-        self._indexes[kind] = (generation, ExactIndex(index))
-        return self._indexes[kind][1]
+        return self.indexes.current(kind)
+
+    def set_index(self, index: str | None = None, memory: str | int | None = None) -> IndexSettings:
+        """Change the index type (``auto`` or a FAISS factory string) and memory budget; None
+        keeps what is set. Later writes and searches use them; the index is rebuilt when due."""
+        current = self.indexes.settings
+        wanted = IndexSettings.checked(index, memory, self.dim, current)
+        if wanted != current:
+            with self.writing(), self.store.transaction() as db:
+                self.store.bump_generation(db)  # so that other processes see the change
+                for key, value in wanted.to_meta().items():
+                    self.store.set_meta(key, value, db)
+        return wanted
+
+    def update_index(self, kinds: Iterable[str] = INDEXED_KINDS, *, force: bool = False,
+                     on_start: Callable[[Job], None] | None = None,
+                     on_progress: Callable[[int, int], None] | None = None) -> list[Job]:
+        """Build, fold or rebuild the search indexes where due (every kind, with ``force``);
+        returns what was done. Writes call it at their end; a search does what a write left."""
+        return self.indexes.update(kinds, force=force, on_start=on_start, on_progress=on_progress)
 
     def search_vectors(self, queries: np.ndarray, *, k: int = 10, offset: int = 0, target: str = "image",
                        min_score: float | None = None, where: Where = None,
@@ -438,6 +473,7 @@ class Collection:
             "skipped_files": self.store.list_skipped(skipped_limit),
             "metadata_keys": self.store.metadata_keys(),  # what filters can use, and how many items hold it
             "problems": health.problems(self),
+            "index": self.indexes.describe(),
         }
 
     def repair(self, on_progress: Callable[[int, int], None] | None = None) -> health.RepairReport:

@@ -34,15 +34,19 @@ WAIT_SECONDS = 3.0
 _POLL_SECONDS = 0.05
 
 
+class LockBusy(CollectionError):
+    """The lock is held by another process (or thread) for longer than the caller would wait."""
+
+
 def _busy(name: str) -> CollectionError:
-    return CollectionError(f"collection {name} is being written by another process")
+    return LockBusy(f"collection {name} is being written by another process")
 
 
 @contextmanager
-def write_lock(directory: Path, name: str, wait: float = WAIT_SECONDS) -> Iterator[None]:
-    """Hold ``directory``'s write lock; raise CollectionError if someone else holds it for
-    longer than ``wait`` seconds."""
-    key = os.path.realpath(directory)
+def write_lock(directory: Path, name: str, wait: float = WAIT_SECONDS, filename: str = LOCK_NAME) -> Iterator[None]:
+    """Hold ``directory``'s write lock; raise LockBusy if someone else holds it for longer
+    than ``wait`` seconds. Another ``filename`` is another lock (the index builder's)."""
+    key = os.path.join(os.path.realpath(directory), filename)
     deadline = time.monotonic() + wait
     while not _claim(key):
         if time.monotonic() > deadline:
@@ -50,7 +54,7 @@ def write_lock(directory: Path, name: str, wait: float = WAIT_SECONDS) -> Iterat
         time.sleep(_POLL_SECONDS)
     try:
         try:
-            fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(directory / filename, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as e:
             raise CollectionError(f"cannot lock collection {name} for writing: {e.strerror} ({directory})") from None
         try:
