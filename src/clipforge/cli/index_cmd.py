@@ -27,6 +27,24 @@ _TABLE_OPTIONS = [
 ]
 
 
+def index_options(func):
+    """--index and --index-memory: the search index's settings, kept by the collection."""
+    func = click.option("--index-memory", "index_memory", default=None, metavar="SIZE",
+                        help="Memory the search index may use, e.g. 4GB (default: a quarter of RAM); kept.")(func)
+    return click.option("--index", "index_type", default=None, metavar="TYPE",
+                        help="Search index: auto (chosen by size and --index-memory) or a FAISS factory string "
+                             "such as Flat, HNSW32 or IVF4096,PQ64x4fs; kept for later runs. [default: auto]")(func)
+
+
+def update_index(coll) -> list[str]:
+    """Bring the search index up to date after a write, with a bar saying what is being done."""
+    done = []
+    for job in coll.indexes.due():
+        with progress_bar(job.describe(), unit="vectors") as update:
+            done += [j.describe() for j in coll.update_index([job.kind], on_progress=update)]
+    return done
+
+
 def table_options(func):
     """The options of tables (and --retry-skipped, for shards too)."""
     for option in reversed(_TABLE_OPTIONS):
@@ -44,10 +62,11 @@ def table_options(func):
 @click.option("--max-file-mb", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Skip files larger than this (default: 1024 MiB).")
 @table_options
+@index_options
 @model_options
 @json_option
 def index(sources, collection, model, batch_size, workers, max_pixels, max_file_mb, image_column, meta_columns,
-          url_timeout, max_download_mb, retry_skipped, device, precision, as_json):
+          url_timeout, max_download_mb, retry_skipped, index_type, index_memory, device, precision, as_json):
     """Index image files and folders, tables of images, or WebDataset shards into a collection.
 
     SOURCES are folders and image files; CSV/TSV/Parquet tables naming an image per row (a path
@@ -68,11 +87,12 @@ def index(sources, collection, model, batch_size, workers, max_pixels, max_file_
             raise NotFoundError(f"{source} does not exist")
     limits = {"batch_size": batch_size, "workers": workers, "max_pixels": max_pixels,
               "max_bytes": None if max_file_mb is None else int(max_file_mb * (1 << 20))}
-    with Collection.open_or_create(collection, model, device=device, precision=precision) as coll:
+    with Collection.open_or_create(collection, model, index=index_type, index_memory=index_memory,
+                                   device=device, precision=precision) as coll:
         reports = []
         with progress_bar("indexing") as update:
             if files:
-                reports.append(coll.add_images(files, on_progress=update, **limits))
+                reports.append(coll.add_images(files, on_progress=update, update_index=False, **limits))
             for table in tables:
                 reports.append(coll.add_table(
                     table, image_column=image_column or "image", retry_skipped=retry_skipped, on_progress=update,
@@ -82,6 +102,7 @@ def index(sources, collection, model, batch_size, workers, max_pixels, max_file_
             if shards:
                 reports.append(coll.add_shards(shards, retry_skipped=retry_skipped, on_progress=update, **limits))
         result = {"collection": coll.name, "path": str(coll.path), **summed(r.to_dict() for r in reports)}
+        result["index"] = update_index(coll)
     emit(result, as_json, _render_report)
 
 
@@ -117,6 +138,8 @@ def _render_report(result: dict) -> None:
         console.print(f"  skipped {readable_path(failure['path'])}: {failure['reason']}", markup=False)
     if len(result["failures"]) > 20:
         console.print(f"  ... and {len(result['failures']) - 20} more (see `clipforge info`)")
+    for done in result.get("index", []):
+        console.print(f"  {done}", markup=False, highlight=False)
 
 
 def read_text_table(path: Path, text_column: str, id_column: str | None) -> tuple[list[str], list[str] | None, list[dict]]:
@@ -153,9 +176,10 @@ def read_text_table(path: Path, text_column: str, id_column: str | None) -> tupl
 @click.option("--model", "model", metavar="SPEC", help="Model spec; required to create a collection.")
 @click.option("--text-column", default="text", show_default=True, help="Column holding the text (CSV/TSV).")
 @click.option("--id-column", default=None, help="Column with a stable id; re-adding an id replaces its text.")
+@index_options
 @model_options
 @json_option
-def index_texts(table, collection, model, text_column, id_column, device, precision, as_json):
+def index_texts(table, collection, model, text_column, id_column, index_type, index_memory, device, precision, as_json):
     """Add texts (captions, descriptions) to a collection for image-to-text search.
 
     TABLE is a CSV or TSV with a header (other columns become metadata), or a TXT file with
@@ -166,8 +190,9 @@ def index_texts(table, collection, model, text_column, id_column, device, precis
     texts, ids, metadata = read_text_table(table, text_column, id_column)
     if not texts:
         raise InputError(f"{table} holds no texts")
-    with Collection.open_or_create(collection, model, device=device, precision=precision) as coll:
+    with Collection.open_or_create(collection, model, index=index_type, index_memory=index_memory,
+                                   device=device, precision=precision) as coll:
         with progress_bar("encoding texts", unit="texts") as update:
-            report = coll.add_texts(texts, ids=ids, metadata=metadata, on_progress=update)
-        result = {"collection": coll.name, "path": str(coll.path), **report.to_dict()}
+            report = coll.add_texts(texts, ids=ids, metadata=metadata, on_progress=update, update_index=False)
+        result = {"collection": coll.name, "path": str(coll.path), **report.to_dict(), "index": update_index(coll)}
     emit(result, as_json, _render_report)

@@ -34,6 +34,8 @@ def _render(result: dict, typed_name: str) -> None:
         f"{result['removed']} removed, {result['skipped']} skipped"
     )
     console.print(f"disk       {result['disk_bytes'] / 1e6:.1f} MB")
+    for kind, index in result.get("index", {}).items():
+        console.print(f"index      {kind}s: {_describe_index(index)}", markup=False, highlight=False)
     if result["metadata_keys"]:
         keys = ", ".join(f"{key} {count}" for key, count in result["metadata_keys"].items())
         console.print(f"metadata   {keys}", markup=False, highlight=False)
@@ -47,3 +49,18 @@ def _render(result: dict, typed_name: str) -> None:
             console.print(f"  {readable_path(entry['path'])}: {entry['reason']}", markup=False, highlight=False)
         if len(result["skipped_files"]) < result["skipped"]:
             console.print(f"  ... {result['skipped'] - len(result['skipped_files'])} more (--all-skipped)")
+
+
+def _describe_index(index: dict) -> str:
+    if not index.get("indexed"):
+        return f"exact search of {index['items']:,} items ({index['note']})"
+    recall = index["recall_at_10"]
+    queries = index["recall_queries"]
+    measured = "exact" if recall is None else f"recall@10 {recall:.3f} vs exact ({queries} held-out queries)"
+    where = "memory-mapped" if index["memory_mapped"] else "read into memory"
+    text = (f"{index['type']} (setting: {index['setting']}), {index['indexed']:,} indexed + {index['fresh']:,} fresh; "
+            f"{index['bytes_per_vector']:.0f} bytes/vector, {where}; {measured}; "
+            f"built in {index['build_seconds']:.1f} s")
+    if index.get("folded"):
+        text += f"; {index['folded']:,} folded in since"
+    return text + (f"; {index['note']}" if index["note"] else "")
