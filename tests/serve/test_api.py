@@ -34,8 +34,12 @@ def test_health_ready_and_collections(client, library):
     assert client.get("/healthz").json()["status"] == "ok"
     assert client.get("/readyz").json()["status"] == "ready"
     [info] = client.get("/collections").json()
+    index = info.pop("index")
     assert info == {"name": "pics", "model": library.model_spec, "dim": library.dim,
                     "images": 12, "texts": len(CAPTIONS), "removed": 0, "skipped": 0}
+    assert [(i["kind"], i["type"], i["setting"], i["indexed"] + i["fresh"]) for i in index] == [
+        ("image", "Flat", "auto", 12), ("text", "Flat", "auto", len(CAPTIONS))]
+    assert all(i["recall_at_10"] in (None, 1.0) and i["bytes_per_vector"] > 0 for i in index)
 
 
 def test_text_search_matches_the_library(client, library):

@@ -25,6 +25,7 @@ from .schemas import (
     EmbedRequest,
     EmbedResponse,
     HitOut,
+    IndexOut,
     PredictionOut,
     SearchRequest,
     SearchResponse,
@@ -47,8 +48,11 @@ def hit_out(request: Request, served: Served, hit: Hit) -> HitOut:
 
 
 def describe(served: Served) -> CollectionOut:
-    counts = served.read(lambda c: c.store.counts())
-    return CollectionOut(name=served.name, model=served.collection.model_spec, dim=served.collection.dim, **counts)
+    counts, indexes = served.read(lambda c: (c.store.counts(), c.indexes.describe()))
+    index = [IndexOut(kind=kind, **{k: v for k, v in entry.items() if k in IndexOut.model_fields})
+             for kind, entry in indexes.items()]
+    return CollectionOut(name=served.name, model=served.collection.model_spec, dim=served.collection.dim,
+                         index=index, **counts)
 
 
 def _embed_images(encoder, images: list[bytes], limits: Limits):

@@ -199,6 +199,20 @@ class ClassifyResponse(BaseModel):
     predictions: list[PredictionOut]
 
 
+class IndexOut(BaseModel):
+    kind: Literal["image", "text"]
+    type: str = Field(description="the FAISS index type built (a factory string), or 'exact' before there is one")
+    setting: str = Field(description="what the collection asks for: auto or a factory string, and any memory budget")
+    items: int = Field(description="live items of this kind")
+    indexed: int = Field(description="items in the built index; the others are searched exactly until folded in")
+    fresh: int = Field(description="items changed since the index was built")
+    bytes_per_vector: float | None = Field(None, description="index files on disk per vector")
+    memory_mapped: bool | None = None
+    recall_at_10: float | None = Field(None, description="measured at build time against exact search")
+    recall_queries: int | None = None
+    build_seconds: float | None = None
+
+
 class CollectionOut(BaseModel):
     name: str
     model: str
@@ -207,6 +221,7 @@ class CollectionOut(BaseModel):
     texts: int
     removed: int
     skipped: int
+    index: list[IndexOut] = Field(default_factory=list, description="the search index of each kind of item")
 
 
 class Status(BaseModel):

@@ -22,6 +22,7 @@ import numpy as np
 from fastapi import Depends, HTTPException, Request
 
 from ..errors import ClipforgeError, InputError, NotFoundError
+from ..index.ann.background import BackgroundIndexer
 from ..index.collection import KINDS, Collection
 from .batching import ServingEncoder
 from .deadline import check_deadline
@@ -75,6 +76,7 @@ class Service:
         self._on_batch = on_batch
         self._ready = threading.Event()
         self.load_error: str | None = None
+        self.indexer: BackgroundIndexer | None = None
         self.executor = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="clipforge-serve")
         try:
             for where in settings.collections:
@@ -107,10 +109,20 @@ class Service:
                     shared[id(encoder)] = ServingEncoder(encoder, self.settings.batching, self._on_batch)
                 served.encoder = shared[id(encoder)]
                 served.read(_warm_indexes)
+            self._maintain_indexes()
             self._ready.set()
         except ClipforgeError as e:
             self.load_error = str(e)
             log.error("cannot serve: %s", e)
+
+    def _maintain_indexes(self) -> None:
+        """From now on indexes are built, folded and rebuilt by a background thread; searches
+        keep using the index they have until the new one is in place."""
+        for served in self.served.values():
+            served.collection.indexes.background = True
+        targets = [(served.collection.path, served.read) for served in self.served.values()]
+        self.indexer = BackgroundIndexer(targets, lambda path: Collection.open(path, check=False))
+        self.indexer.start()
 
     @property
     def ready(self) -> bool:
@@ -120,6 +132,8 @@ class Service:
         return self._ready.wait(timeout)
 
     def close(self) -> None:
+        if self.indexer is not None:
+            self.indexer.stop()
         for encoder in {id(s.encoder): s.encoder for s in self.served.values() if s.encoder}.values():
             encoder.close()
         for served in self.served.values():
