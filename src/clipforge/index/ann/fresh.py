@@ -9,6 +9,8 @@ from collections.abc import Callable
 import faiss
 import numpy as np
 
+from .factory import search_parameters
+
 
 class FreshPart:
     def __init__(self, dim: int):
@@ -50,11 +52,12 @@ class FreshPart:
         take = min(k, len(positions))
         if take == 0:
             return np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64), 0
-        params = None
+        selector = None
         if allowed is not None:
             mask = np.zeros(len(self.ids), bool)
             mask[positions] = True
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little")))
+            selector = faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
+        params = search_parameters(self._index, 0, selector, len(queries))
         scores, found = self._index.search(np.ascontiguousarray(queries, np.float32), take, params=params)
         ids = np.where(found >= 0, self.ids[np.maximum(found, 0)], -1)
         out_scores = np.full((n, k), -np.inf, np.float32)

@@ -112,7 +112,7 @@ class MainIndex:
         factor = math.ceil(manifest.k_factor * growth) * (WIDEST_MORE if widest else 1)
         wanted = min(k * factor, max(k, CANDIDATES_MAX)) if manifest.rerank else k
         selector = None if bits is None else faiss.IDSelectorBitmap(bits)
-        params = search_parameters(self.index, knob, selector)
+        params = search_parameters(self.index, knob, selector, len(queries))
         scores, positions = self.index.search(np.ascontiguousarray(queries, np.float32), min(wanted, eligible),
                                               params=params)
         if manifest.rerank:
