@@ -24,12 +24,12 @@ INTERVAL_SECONDS = 5.0
 
 class BackgroundIndexer:
     def __init__(self, targets: list[tuple[Path, Callable]], open_collection: Callable[[Path], object],
-                 interval: float = INTERVAL_SECONDS):
+                 interval: float | None = None):
         """``targets``: (collection path, ``read``), where ``read(fn)`` runs ``fn`` on the
         serving handle in turn with its searches."""
         self.targets = targets
         self.open_collection = open_collection
-        self.interval = interval
+        self.interval = INTERVAL_SECONDS if interval is None else interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="clipforge-index", daemon=True)
         self._handles: dict[Path, object] = {}
