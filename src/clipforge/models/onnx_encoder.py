@@ -37,8 +37,12 @@ def _session(spec: ModelSpec, path: Path, device: str):
         raise InputError(f"{spec}: ONNX exports run on cpu or cuda, not {device}")
     if not path.is_file():
         raise ModelLoadError(f"{spec}: {path.name} is missing from the export")
+    options = ort.SessionOptions()
+    # ONNX Runtime's threads spin while they wait for work by default: in indexing, the decode
+    # workers share the cores with them and would lose that time.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return ort.InferenceSession(str(path), providers=providers)
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as e:  # ONNX Runtime raises its own Fail/InvalidProtobuf/... kinds
         first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
         raise ModelLoadError(f"{spec}: cannot load {path.name}: {first}") from None
