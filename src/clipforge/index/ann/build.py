@@ -4,8 +4,8 @@ A build reads the live items at a generation, trains the index type on a sample,
 vector in chunks, then tunes the search on held-out sample queries: items left out of the
 training sample, each searched for its ten nearest other items and compared with the exact
 answer computed while the vectors streamed past. The cheapest setting (nprobe or efSearch,
-and how many candidates to re-rank) that reaches ``TARGET_RECALL`` is kept, with the recall
-it measured.
+and how many candidates to re-rank) that reaches ``TARGET_RECALL`` (with a margin) is kept,
+with the recall it measured.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from .main import MainIndex
 from .settings import IndexSettings
 
 TARGET_RECALL = 0.95
+# The cheapest setting that reaches the target on 200 queries tends to be the luckiest one:
+# on new queries it did 0.02 worse at 1M (0.943 for 0.966). Tuning aims higher by that much.
+TUNE_MARGIN = 0.02
 RECALL_QUERIES = 200
 TRAIN_SAMPLE_MAX = 200_000  # k-means on more costs minutes on two cores and gains little
 K_FACTORS = (4, 10, 20, 40)
@@ -121,7 +124,7 @@ def _recall(main: MainIndex, queries: np.ndarray, query_ids: np.ndarray, truth: 
 
 def _tune(main: MainIndex, queries: np.ndarray, query_ids: np.ndarray, truth: np.ndarray) -> None:
     """Set the manifest's knob and k_factor to the fastest setting that reaches the target
-    recall (else the most accurate one tried), and its measured recall."""
+    recall with a margin (else the most accurate one tried), and its measured recall."""
     manifest = main.manifest
     _, knobs = knob_range(main.index)
     factors = K_FACTORS if manifest.rerank else (1,)
@@ -133,7 +136,7 @@ def _tune(main: MainIndex, queries: np.ndarray, query_ids: np.ndarray, truth: np
             recall = _recall(main, queries, query_ids, truth)
             if best is None or recall > best[0] + 1e-9:
                 best = (recall, knob, factor)
-            if recall >= TARGET_RECALL:
+            if recall >= TARGET_RECALL + TUNE_MARGIN:
                 reaching.append((knob, factor, recall))
                 break
     if reaching:

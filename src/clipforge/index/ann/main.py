@@ -20,8 +20,8 @@ from .factory import knob_limit, search_parameters
 from .files import Manifest
 
 CANDIDATES_MAX = 4096  # re-ranked per query at most, beyond what the page itself needs
-WIDEN_MAX = 64         # how much wider a filtered search looks than an unfiltered one
-WIDEST_MORE = 4        # candidates re-ranked by the widest search, beyond the usual
+FILTER_WIDEN = 4       # see search()
+FILTER_MORE = 4        # candidates re-ranked by a filtered or widest search, beyond the usual
 _RESCORE_CHUNK = 32_768
 
 
@@ -102,14 +102,19 @@ class MainIndex:
             return _empty(len(queries), k) + (eligible,)
         manifest = self.manifest
         knob = knob or manifest.knob
+        factor = manifest.k_factor
+        if manifest.tuned_at:  # each probed list holds more items once more were folded in
+            factor = math.ceil(factor * max(1.0, self._live / manifest.tuned_at))
         if widest:
             knob = knob_limit(self.index) or knob
-        elif allowed is not None and knob:  # a filter keeps a share of each list: look wider
-            knob = int(min(knob * min(self._live / eligible, WIDEN_MAX), knob_limit(self.index) or knob))
-        # Each probed list holds more items once more were folded in, and the widest search
-        # meets more competitors for each place: both re-rank more candidates.
-        growth = max(1.0, self._live / manifest.tuned_at) if manifest.tuned_at else 1.0
-        factor = math.ceil(manifest.k_factor * growth) * (WIDEST_MORE if widest else 1)
+            factor *= FILTER_MORE  # more competitors for each place
+        elif allowed is not None:
+            # A filter keeping a share s of the items puts the k best of them about 1/s times
+            # further out: probe that many more lists (and then some), re-rank more of them.
+            # Measured at 1M with s = 1 %: 0.67 recall@10 probing 64 times wider, 0.95 with this.
+            widen = self._live / eligible * FILTER_WIDEN
+            knob = int(min(math.ceil(knob * widen), knob_limit(self.index) or knob)) if knob else knob
+            factor *= FILTER_MORE
         wanted = min(k * factor, max(k, CANDIDATES_MAX)) if manifest.rerank else k
         selector = None if bits is None else faiss.IDSelectorBitmap(bits)
         params = search_parameters(self.index, knob, selector, len(queries))
