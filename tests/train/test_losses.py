@@ -93,6 +93,9 @@ def _worker(rank, world, init_file, out_file):
             results[kind] = {"loss": mean / world, "grads": {n: p.grad for n, p in model.named_parameters()}}
         if rank == 0:
             torch.save(results, out_file)
+        # Both ranks leave together: a rank that tears gloo down while its peer still
+        # works aborts the peer ("terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
