@@ -395,8 +395,10 @@ class Collection:
         """One unit query vector: a text, an image (a path, bytes or PIL image), both, or a
         stored item ("more like this", no model needed), with an instruction if ``text``.
         ``encoder`` stands in for the collection's own model (a server's batching one)."""
-        from ..search.queries import build_query, load_query_image
+        from ..search.queries import build_query, check_image_path, load_query_image
 
+        if isinstance(image, (str, os.PathLike)):
+            check_image_path(image)  # before the model loads
         if item_id is not None:
             if image is not None:
                 raise InputError("give an image or an item id to search with, not both")
@@ -413,7 +415,7 @@ class Collection:
                where: Where = None, exclude: Iterable[int] = ()) -> Results:
         """Search by text, by image (a path, bytes or PIL image), by both (composed), or by an
         item of the collection ("more like this", which leaves the item itself out)."""
-        Page(k=k, offset=offset, target=target).check()  # before any model is loaded
+        Page(k=k, offset=offset, target=target, min_score=min_score, where=where).check()  # before the model loads
         vector = self.query_vector(text, image, item_id=item_id, text_weight=text_weight)
         exclude = [*exclude, *([item_id] if item_id is not None else [])]
         return self.search_vectors(vector[None], k=k, offset=offset, target=target, min_score=min_score,

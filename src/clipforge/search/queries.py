@@ -25,6 +25,14 @@ def check_text(text: str) -> str:
     return text.strip()
 
 
+def check_image_path(image: str | os.PathLike) -> str:
+    """The query image's path, refused at once when nothing is there."""
+    where = os.fspath(image)
+    if not Path(where).exists():
+        raise NotFoundError(f"query image {where} does not exist")
+    return where
+
+
 def load_query_image(image: ImageInput, draft_size=None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode a query image given as a path, encoded bytes or a PIL image."""
     if isinstance(image, Image.Image):
@@ -33,9 +41,7 @@ def load_query_image(image: ImageInput, draft_size=None, max_pixels: int = DEFAU
         data = bytes(image)
         where = "query image"
     else:
-        where = os.fspath(image)
-        if not Path(where).exists():
-            raise NotFoundError(f"query image {where} does not exist")
+        where = check_image_path(image)
         try:
             data = read_bytes(where)
         except ImageDecodeError as e:
