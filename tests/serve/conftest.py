@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -54,3 +60,36 @@ def client(server):
 
 def photo_bytes(tmp_path: Path, seed: int = 0, size=(64, 48), fmt: str = "JPEG") -> bytes:
     return make_photo(tmp_path / f"query-{seed}.{fmt.lower()}", size=size, seed=seed, fmt=fmt).read_bytes()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_serve(collection: Path, home: Path, *options: str) -> tuple[subprocess.Popen, int]:
+    """``clipforge serve`` of ``collection`` in a process of its own, ready to answer."""
+    port = free_port()
+    exe = Path(sys.executable).with_name("clipforge")
+    env = dict(os.environ, CLIPFORGE_HOME=str(home))
+    proc = subprocess.Popen([str(exe), "serve", "-c", str(collection), "--port", str(port), *options],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while True:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                return proc, port
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the server never became ready"
+        time.sleep(0.2)
+
+
+def stop_serve(proc: subprocess.Popen) -> str:
+    """Stop it as Ctrl-C does; its stderr."""
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    return err

@@ -73,20 +73,11 @@ def cli(verbose: int) -> None:
 
 
 def _quiet_libraries() -> None:
+    # Through the environment, read when (and only if) a command imports them: importing
+    # transformers here to quieten it would cost every command, even `--help`, half a second.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        import transformers
-
-        transformers.utils.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        import huggingface_hub.utils
-
-        huggingface_hub.utils.disable_progress_bars()
-    except (ImportError, AttributeError):  # pragma: no cover
-        pass
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,7 +8,8 @@ import click
 from rich.table import Table
 
 from ..errors import InputError
-from ..paths import readable_path
+from ..paths import readable_path, resolve_collection_path
+from . import forward
 from .common import collection_option, model_options, positive_k
 from .output import console, emit, json_option
 
@@ -31,14 +32,16 @@ from .output import console, emit, json_option
 @click.option("--where", "where", multiple=True, metavar="EXPR",
               help="Only items whose metadata meets EXPR: taken>=2023-06-01, camera~Pixel, folder=..., "
                    "album in a,b, gps exists. Repeat it: all must hold.")
+@click.option("--local", is_flag=True,
+              help="Answer in this process even when a `clipforge serve` of the collection runs.")
 @model_options
 @json_option
-def search(query, collection, image, text, text_weight, target, vector_file, k, offset, min_score, where, device,
-           precision, as_json):
-    """Search a collection. QUERY is text; use --image for an image query, --vector-file for vectors."""
-    from ..index.collection import Collection
-    from ..search.queries import load_query_vectors
+def search(query, collection, image, text, text_weight, target, vector_file, k, offset, min_score, where, local,
+           device, precision, as_json):
+    """Search a collection. QUERY is text; use --image for an image query, --vector-file for vectors.
 
+    When a `clipforge serve` of the collection runs on this machine, a text or image query is
+    answered by it (its model is loaded already); --local answers here."""
     if query is not None and text is not None:
         raise InputError("give the text query either as QUERY or as --text, not both")
     text = query if query is not None else text
@@ -46,20 +49,35 @@ def search(query, collection, image, text, text_weight, target, vector_file, k, 
         raise InputError("give --vector-file alone, not with a text or an image query")
     if text is None and image is None and vector_file is None:
         raise InputError("empty query: give QUERY text, --image, both, or --vector-file")
-    page = {"k": k, "offset": offset, "target": target, "min_score": min_score, "where": list(where) or None}
+    page = {"k": k, "offset": offset, "target": target, "min_score": min_score, "where": list(where)}
+    query_out = {"text": text, "image": str(image) if image else None, "text_weight": text_weight, "target": target}
+    answered = None
+    if vector_file is None and not local:
+        answered = forward.search(resolve_collection_path(collection),
+                                  {**page, "text": text, "text_weight": text_weight}, image)
+    if answered is not None:
+        name, results = resolve_collection_path(collection).name, answered[1]
+    else:
+        name, query_out, results = _search_here(collection, device, precision, page, query_out, vector_file,
+                                                text=text, image=image, text_weight=text_weight)
+    emit({"collection": name, "query": {**query_out, "where": list(where)}, "offset": offset, **results,
+          "answered_by": answered[0] if answered else None}, as_json, _render)
+
+
+def _search_here(collection, device, precision, page, query_out, vector_file, **query):
+    """Search in this process: (collection name, query as reported, results)."""
+    from ..index.collection import Collection
+    from ..search.queries import load_query_vectors
+
+    page = {**page, "where": page["where"] or None}
     with Collection.open(collection, device=device, precision=precision) as coll:
-        if vector_file is not None:
-            vectors = load_query_vectors(vector_file)
-            pages = coll.search_vectors(vectors, **page)
-            query_out = {"vector_file": str(vector_file), "vectors": len(pages), "target": target}
-            # A batch (n, d) gives a page per vector; one vector (d,) gives one page, as a text does.
-            results = {"pages": [_page(hits) for hits in pages]} if vectors.ndim == 2 else _page(pages[0])
-        else:
-            results = _page(coll.search(text=text, image=image, text_weight=text_weight, **page))
-            query_out = {"text": text, "image": str(image) if image else None, "text_weight": text_weight,
-                         "target": target}
-        result = {"collection": coll.name, "query": {**query_out, "where": list(where)}, "offset": offset, **results}
-    emit(result, as_json, _render)
+        if vector_file is None:
+            return coll.name, query_out, _page(coll.search(**query, **page))
+        vectors = load_query_vectors(vector_file)
+        pages = coll.search_vectors(vectors, **page)
+        query_out = {"vector_file": str(vector_file), "vectors": len(pages), "target": page["target"]}
+        # A batch (n, d) gives a page per vector; one vector (d,) gives one page, as a text does.
+        return coll.name, query_out, {"pages": [_page(hits) for hits in pages]} if vectors.ndim == 2 else _page(pages[0])
 
 
 def _page(hits) -> dict:

@@ -7,6 +7,8 @@ import os
 
 import click
 
+from ..discovery import local_url
+from ..errors import InputError
 from .common import model_options
 from .output import err_console
 
@@ -54,7 +56,7 @@ def serve(collections, host, port, device, precision, no_batching, batch_size, b
           allow_image_urls, cors_origins, max_upload_mb, max_k, request_timeout):
     """Serve collections: a search page at /, the API at /docs, and clip-retrieval's /knn-service."""
     from ..serve.app import create_app
-    from ..serve.runner import serve_forever
+    from ..serve.runner import listen, serve_forever
     from ..serve.settings import BatchSettings, Limits, ServeSettings
 
     settings = ServeSettings(
@@ -64,7 +66,13 @@ def serve(collections, host, port, device, precision, no_batching, batch_size, b
         write_token=write_token or None, allow_image_urls=allow_image_urls, cors_origins=tuple(cors_origins),
     )
     app = create_app(settings)  # opens the collections: a wrong name fails here, before binding
+    try:
+        sock = listen(host, port)
+    except OSError as e:
+        raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     if not _is_loopback(host):
         err_console.print(f"[yellow]warning:[/] listening on {host}: reachable from other machines")
-    err_console.print(f"serving {', '.join(collections)} at http://{host}:{port}/ (API docs at /docs)")
-    serve_forever(app, host, port)
+    url = local_url(host, sock.getsockname()[1])
+    err_console.print(f"serving {', '.join(collections)} at {url}/ (API docs at /docs)")
+    served = app.state.service.served.values()
+    serve_forever(app, sock, announce=[(s.collection.path, s.name) for s in served])
