@@ -80,11 +80,7 @@ class BackgroundServer:
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"):
         self.app = app
-        # IPPROTO_TCP spelt out: asyncio sets TCP_NODELAY only on sockets that say so, and
-        # without it every request on a kept-alive connection waits 40 ms for a delayed ACK.
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
+        self._socket = listen(host, port)
         self.host, self.port = self._socket.getsockname()[:2]
         self._server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on"))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
