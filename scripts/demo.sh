@@ -43,13 +43,31 @@ PYEOF
 )
 "$CF" index -c "$COLLECTION" --model builtin:demo "$DEMO/data/emoji/images" "${CLIPART_TEST[@]}"
 
+# The server starts first: the example queries are handed to it (clipforge search finds a
+# running server of the collection), so the model loads once rather than once per query.
+"$CF" serve -c "$COLLECTION" --host 127.0.0.1 --port "$PORT" --log-level warning &
+SERVER=$!
+trap 'kill -TERM "$SERVER" 2>/dev/null || true' INT TERM
+"$PY" - "$PORT" "$SERVER" <<'PYEOF'
+import os, sys, time, urllib.request
+port, pid = sys.argv[1], int(sys.argv[2])
+while True:  # until it answers, or has died (a port in use): then the queries answer alone
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2)
+        break
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+PYEOF
+
 echo "== example queries (top 3; emoji shown by their English names)"
 for query in "a red fruit" "red apple" "a dog" "a smiling face with hearts" "the flag of Japan" "a car" "a musical instrument"; do
   echo "-- $query"
   "$CF" search -c "$COLLECTION" -k 3 --json "$query" | "$PY" scripts/demo_names.py "$DEMO/data/emoji" "$DEMO/data/clipart"
 done
 
-if "$CF" serve --help >/dev/null 2>&1; then
-  echo "== serving the collection: http://127.0.0.1:$PORT/  (Ctrl-C stops it)"
-  exec "$CF" serve -c "$COLLECTION" --host 127.0.0.1 --port "$PORT"
-fi
+echo "== serving the collection: http://127.0.0.1:$PORT/  (Ctrl-C stops it)"
+wait "$SERVER" || true

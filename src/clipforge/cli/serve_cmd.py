@@ -52,8 +52,10 @@ def _is_loopback(host: str) -> bool:
               help="Most results per request.")
 @click.option("--request-timeout", type=click.FloatRange(0.1, 3600), default=30.0, show_default=True,
               help="Seconds a request may take before it is answered with 408.")
+@click.option("--log-level", type=click.Choice(["error", "warning", "info", "debug"]), default="info", show_default=True,
+              help="What the server logs; info includes a line per request.")
 def serve(collections, host, port, device, precision, no_batching, batch_size, batch_wait_ms, write_token,
-          allow_image_urls, cors_origins, max_upload_mb, max_k, request_timeout):
+          allow_image_urls, cors_origins, max_upload_mb, max_k, request_timeout, log_level):
     """Serve collections: a search page at /, the API at /docs, and clip-retrieval's /knn-service."""
     from ..serve.app import create_app
     from ..serve.runner import listen, serve_forever
@@ -75,4 +77,4 @@ def serve(collections, host, port, device, precision, no_batching, batch_size, b
     url = local_url(host, sock.getsockname()[1])
     err_console.print(f"serving {', '.join(collections)} at {url}/ (API docs at /docs)")
     served = app.state.service.served.values()
-    serve_forever(app, sock, announce=[(s.collection.path, s.name) for s in served])
+    serve_forever(app, sock, announce=[(s.collection.path, s.name) for s in served], log_level=log_level)
