@@ -211,3 +211,34 @@ def test_export_command(run_cli, tiny_clip_spec, tmp_path):
     assert len(classified.json()["results"][0]["predictions"]) == 2
     bad = run_cli("export", "onnx", tiny_clip_spec, tmp_path / "exp")
     assert bad.returncode == 2 and "already exists" in bad.stderr
+
+
+def test_a_collection_runs_on_an_export_of_its_weights_and_refuses_other_models(
+        exports, photos, tiny_clip_other_dir, tmp_path, run_cli):
+    """Built with torch, searched and extended with ONNX Runtime (the same weights): the
+    vectors are comparable within the export's measured tolerance, so both are accepted."""
+    from clipforge import Collection
+
+    source, out = exports["clip"]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for photo in photos[:6]:
+        shutil.copy(photo, folder)
+    with Collection.create(tmp_path / "c", model=source, precision="fp32") as collection:
+        collection.add_images([str(folder)])
+        by_torch = {h.id: h.score for h in collection.search("a red car", k=6)}  # every item, scored
+    # The CLI: a query encoded by the export (ONNX Runtime), against vectors torch made.
+    found = run_cli("search", "-c", tmp_path / "c", "a red car", "-k", "6", "--model", f"onnx:{out}",
+                    "--precision", "fp32", "--json", check=True).json()
+    assert {h["id"]: h["score"] for h in found["results"]} == pytest.approx(by_torch, abs=1e-3)
+    with Collection.open(tmp_path / "c", model=f"onnx:{out}", precision="fp32") as collection:
+        assert collection.model_spec == source  # the collection's record is unchanged
+        assert str(collection.encoder.spec) == f"onnx:{out}"
+        assert {h.id: h.score for h in collection.search("a red car", k=6)} == pytest.approx(by_torch, abs=1e-3)
+        shutil.copy(photos[7], folder)
+        assert collection.add_images([str(folder)]).encoded == 1
+        assert Path(collection.search(image=str(photos[7]), k=1)[0].path).name == photos[7].name
+    with pytest.raises(ModelMismatchError, match="not comparable"):
+        Collection.open(tmp_path / "c", model=f"hf:{tiny_clip_other_dir}")
+    refused = run_cli("search", "-c", tmp_path / "c", "a red car", "--model", f"hf:{tiny_clip_other_dir}")
+    assert refused.returncode != 0 and refused.stderr.count("\n") == 1 and "not comparable" in refused.stderr

@@ -34,10 +34,13 @@ from .output import console, emit, json_option
                    "album in a,b, gps exists. Repeat it: all must hold.")
 @click.option("--local", is_flag=True,
               help="Answer in this process even when a `clipforge serve` of the collection runs.")
+@click.option("--model", "model", default=None, metavar="SPEC",
+              help="Encode the query with this model rather than the collection's own: one whose vectors are "
+                   "comparable, such as an ONNX export of the same weights (onnx:DIR). Answers here.")
 @model_options
 @json_option
 def search(query, collection, image, text, text_weight, target, vector_file, k, offset, min_score, where, local,
-           device, precision, as_json):
+           model, device, precision, as_json):
     """Search a collection. QUERY is text; use --image for an image query, --vector-file for vectors.
 
     When a `clipforge serve` of the collection runs on this machine, a text or image query is
@@ -52,25 +55,25 @@ def search(query, collection, image, text, text_weight, target, vector_file, k, 
     page = {"k": k, "offset": offset, "target": target, "min_score": min_score, "where": list(where)}
     query_out = {"text": text, "image": str(image) if image else None, "text_weight": text_weight, "target": target}
     answered = None
-    if vector_file is None and not local:
+    if vector_file is None and not local and model is None:
         answered = forward.search(resolve_collection_path(collection),
                                   {**page, "text": text, "text_weight": text_weight}, image)
     if answered is not None:
         name, results = resolve_collection_path(collection).name, answered[1]
     else:
-        name, query_out, results = _search_here(collection, device, precision, page, query_out, vector_file,
+        name, query_out, results = _search_here(collection, model, device, precision, page, query_out, vector_file,
                                                 text=text, image=image, text_weight=text_weight)
     emit({"collection": name, "query": {**query_out, "where": list(where)}, "offset": offset, **results,
           "answered_by": answered[0] if answered else None}, as_json, _render)
 
 
-def _search_here(collection, device, precision, page, query_out, vector_file, **query):
+def _search_here(collection, model, device, precision, page, query_out, vector_file, **query):
     """Search in this process: (collection name, query as reported, results)."""
     from ..index.collection import Collection
     from ..search.queries import load_query_vectors
 
     page = {**page, "where": page["where"] or None}
-    with Collection.open(collection, device=device, precision=precision) as coll:
+    with Collection.open(collection, model, device=device, precision=precision) as coll:
         if vector_file is None:
             return coll.name, query_out, _page(coll.search(**query, **page))
         vectors = load_query_vectors(vector_file)

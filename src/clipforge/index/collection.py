@@ -54,6 +54,7 @@ class Collection:
         self.vectors = VectorSegments(path / "vectors", self.dim, self.committed_rows())
         self.indexes = Indexes(self)  # per kind: a main index (FAISS) and an exact fresh part
         self._encoder = None
+        self.runtime_spec: str | None = None  # another model with comparable vectors, run instead (use_model)
         self._where = path.name  # how the user named it, for the commands an error suggests
 
     # -- opening -------------------------------------------------------------------------
@@ -125,7 +126,7 @@ class Collection:
             store.close()
             raise
         if model is not None:
-            collection.check_model(model)
+            collection.use_model(model)
         return collection
 
     @staticmethod
@@ -160,13 +161,21 @@ class Collection:
             raise
         return collection
 
-    def check_model(self, model: str) -> None:
+    def use_model(self, model: str) -> None:
+        """Encode with ``model``: the collection's own, or another whose vectors are comparable
+        (an ONNX export of the same weights, see ``models.comparable``); refuse any other."""
+        from ..models.comparable import comparable
+
         wanted = str(parse_spec(model))
-        if wanted != self.model_spec:
+        if wanted == self.model_spec:
+            return
+        if not comparable(self.model_spec, self.store.get_meta("model_fingerprint"), wanted):
             raise ModelMismatchError(
-                f"collection {self.name} was built with {self.model_spec}, not {wanted}; "
-                f"vectors from different models are not comparable (use another collection)"
+                f"collection {self.name} was built with {self.model_spec}, not {wanted}; vectors from "
+                f"different models are not comparable (use another collection)"
             )
+        if self.runtime_spec != wanted:
+            self.runtime_spec, self._encoder = wanted, None
 
     @property
     def name(self) -> str:
@@ -178,15 +187,15 @@ class Collection:
         if self._encoder is None:
             from ..models import load_encoder
 
-            if self.model_changed():
+            if self.runtime_spec is None and self.model_changed():  # use_model checked a runtime's weights
                 raise ModelMismatchError(
                     f"the weights of {self.model_spec} have changed since collection {self.name} was built, so its "
                     f"vectors no longer match new queries; rebuild it (remove {self.path} and index again)"
                 )
-            encoder = load_encoder(self.model_spec, device=self.device, precision=self.precision)
+            encoder = load_encoder(self.runtime_spec or self.model_spec, device=self.device, precision=self.precision)
             if encoder.dim != self.dim:
                 raise ModelMismatchError(
-                    f"{self.model_spec} now gives {encoder.dim}-d vectors but collection {self.name} holds {self.dim}-d ones"
+                    f"{encoder.spec} now gives {encoder.dim}-d vectors but collection {self.name} holds {self.dim}-d ones"
                 )
             self._encoder = encoder
         return self._encoder
