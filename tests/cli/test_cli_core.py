@@ -154,3 +154,19 @@ def test_moved_file_via_cli(run_cli, indexed, photo_dir):
     make_photo(photo_dir / "brand_new.jpg", seed=4242)
     result = run_cli("index", photo_dir, "-c", "pics", "--json", check=True).json()
     assert (result["encoded"], result["reused"], result["removed"], result["unchanged"]) == (1, 1, 1, 11)
+
+
+@pytest.mark.parametrize("command, source", [
+    ("index", "table.csv --image-column nope"),
+    ("index", "shard.tar"),
+    ("index-texts", "texts.csv --text-column nope"),
+])
+def test_a_refused_command_leaves_no_new_collection(run_cli, tiny_clip_spec, tmp_path, command, source):
+    (tmp_path / "table.csv").write_text("image,caption\na.jpg,a cat\n")
+    (tmp_path / "shard.tar").write_bytes(b"not a tar file")
+    (tmp_path / "texts.csv").write_text("text\na cat\n")
+    name, *options = source.split()
+    refused = run_cli(command, tmp_path / name, *options, "-c", "fresh", "--model", tiny_clip_spec)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused
+    missing = run_cli("info", "-c", "fresh")
+    assert missing.returncode == 3 and "no collection 'fresh'" in missing.stderr, missing

@@ -246,4 +246,6 @@ def test_cli_import_and_export(run_cli, tiny_clip_spec, dataset, tmp_path):
     refused = run_cli("import-embeddings", dataset, "-c", "fresh", "--model", tiny_clip_spec)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused
     assert "vector 2 is not finite" in refused.stderr
+    missing = run_cli("info", "-c", "fresh")  # the refused import created nothing
+    assert missing.returncode == 3 and "no collection 'fresh'" in missing.stderr, missing
     assert json.loads(run_cli("info", "-c", "laion", "--json", check=True).stdout)["images"] == 8

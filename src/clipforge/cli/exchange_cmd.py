@@ -32,9 +32,10 @@ def import_embeddings(folder, collection, model, key_column, source, skip_model_
     Images become image items, captions with text embeddings text items, the metadata columns
     their metadata. Re-running adds nothing; an interrupted import resumes.
     """
+    from ..index import opening
     from ..index.collection import Collection
 
-    with Collection.open_or_create(collection, model, device=device, precision=precision) as coll:
+    with opening.open_or_create_tentatively(Collection, collection, model, device=device, precision=precision) as coll:
         with progress_bar("importing", unit="rows") as update:
             report = coll.import_embeddings(folder, source=source, key_column=key_column,
                                             check_model_vectors=not skip_model_check, batch_size=batch_size,

@@ -76,6 +76,7 @@ def index(sources, collection, model, batch_size, workers, max_pixels, max_file_
     Re-running is incremental: unchanged files are skipped, moved files reuse their vectors,
     vanished files are marked removed, and undecodable files are listed by `clipforge info`.
     """
+    from ..index import opening
     from ..index.collection import Collection
 
     tables, shards, files = split_sources(sources)
@@ -87,8 +88,8 @@ def index(sources, collection, model, batch_size, workers, max_pixels, max_file_
             raise NotFoundError(f"{source} does not exist")
     limits = {"batch_size": batch_size, "workers": workers, "max_pixels": max_pixels,
               "max_bytes": None if max_file_mb is None else int(max_file_mb * (1 << 20))}
-    with Collection.open_or_create(collection, model, index=index_type, index_memory=index_memory,
-                                   device=device, precision=precision) as coll:
+    with opening.open_or_create_tentatively(Collection, collection, model, index=index_type,
+                                            index_memory=index_memory, device=device, precision=precision) as coll:
         reports = []
         with progress_bar("indexing") as update:
             if files:
@@ -185,13 +186,14 @@ def index_texts(table, collection, model, text_column, id_column, index_type, in
     TABLE is a CSV or TSV with a header (other columns become metadata), or a TXT file with
     one text per line. Adding the same texts again encodes nothing.
     """
+    from ..index import opening
     from ..index.collection import Collection
 
     texts, ids, metadata = read_text_table(table, text_column, id_column)
     if not texts:
         raise InputError(f"{table} holds no texts")
-    with Collection.open_or_create(collection, model, index=index_type, index_memory=index_memory,
-                                   device=device, precision=precision) as coll:
+    with opening.open_or_create_tentatively(Collection, collection, model, index=index_type,
+                                            index_memory=index_memory, device=device, precision=precision) as coll:
         with progress_bar("encoding texts", unit="texts") as update:
             report = coll.add_texts(texts, ids=ids, metadata=metadata, on_progress=update, update_index=False)
         result = {"collection": coll.name, "path": str(coll.path), **report.to_dict(), "index": update_index(coll)}

@@ -4,12 +4,15 @@ atomic creation (a collection appears whole, under its write lock, or not at all
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import CollectionError, InputError, NotFoundError
+from ..errors import ClipforgeError, CollectionError, InputError, NotFoundError
 from ..models.fingerprint import model_fingerprint
 from ..paths import resolve_collection_path
 from . import health
@@ -126,3 +129,33 @@ def open_or_create(cls: type[Collection], where: str | os.PathLike, model: str |
         collection.close()
         raise
     return collection
+
+
+def exists(where: str | os.PathLike) -> bool:
+    return (resolve_collection_path(where) / DB_NAME).exists()
+
+
+def discard_if_empty(collection: Collection) -> bool:
+    """Remove ``collection`` (and close it) when it holds nothing at all: what a command that
+    created it and was then refused leaves behind. Whether it removed it."""
+    with write_lock(collection.path, collection.name):
+        empty = not any(collection.store.counts().values()) and collection.committed_rows() == 0
+        collection.close()
+        if empty:
+            shutil.rmtree(collection.path, ignore_errors=True)
+    return empty
+
+
+@contextmanager
+def open_or_create_tentatively(cls: type[Collection], where: str | os.PathLike, model: str | None = None,
+                               **kwargs) -> Iterator[Collection]:
+    """``open_or_create`` for a command that adds to the collection: one it created is removed
+    again if the command is refused before anything is in it, so a typo leaves nothing behind."""
+    created = not exists(where)
+    with cls.open_or_create(where, model, **kwargs) as collection:
+        try:
+            yield collection
+        except ClipforgeError:
+            if created:
+                discard_if_empty(collection)
+            raise
