@@ -100,3 +100,9 @@ def test_a_killed_server_or_a_stranger_on_its_port_is_not_trusted(pics, served, 
     finally:
         stranger.kill()
         stranger.wait()
+
+
+@pytest.mark.parametrize("option", [["--local"], ["--precision", "fp32"], ["--device", "cpu"]])
+def test_a_query_that_names_how_to_run_it_is_answered_here(pics, served, run_cli, option):
+    result = run_cli("search", "-c", pics, "a cat", *option, "--json", check=True).json()
+    assert result["answered_by"] is None and result["results"]

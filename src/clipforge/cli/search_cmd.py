@@ -44,7 +44,8 @@ def search(query, collection, image, text, text_weight, target, vector_file, k, 
     """Search a collection. QUERY is text; use --image for an image query, --vector-file for vectors.
 
     When a `clipforge serve` of the collection runs on this machine, a text or image query is
-    answered by it (its model is loaded already); --local answers here."""
+    answered by it (its model is loaded already); --local, --model, --device or --precision
+    answer here."""
     if query is not None and text is not None:
         raise InputError("give the text query either as QUERY or as --text, not both")
     text = query if query is not None else text
@@ -55,7 +56,8 @@ def search(query, collection, image, text, text_weight, target, vector_file, k, 
     page = {"k": k, "offset": offset, "target": target, "min_score": min_score, "where": list(where)}
     query_out = {"text": text, "image": str(image) if image else None, "text_weight": text_weight, "target": target}
     answered = None
-    if vector_file is None and not local and model is None:
+    # A server runs its own model, device and precision: a query that names any of them is answered here.
+    if vector_file is None and not local and model is None and device == precision == "auto":
         answered = forward.search(resolve_collection_path(collection),
                                   {**page, "text": text, "text_weight": text_weight}, image)
     if answered is not None:
