@@ -33,6 +33,7 @@ from .ann import IndexSettings, Indexes, Job, SearchIndex
 from .lock import write_lock
 from .query import KINDS, Hit, Page, Results, Where  # KINDS and Hit: re-exported
 from .store import NewItem, Store
+from .subsets import SubsetCache
 from .vectors import VectorSegments
 
 class Collection:
@@ -44,6 +45,7 @@ class Collection:
         self.device, self.precision = device, precision
         self.vectors = VectorSegments(path / "vectors", self.dim, self.committed_rows())
         self.indexes = Indexes(self)  # per kind: a main index (FAISS) and an exact fresh part
+        self.subsets = SubsetCache()  # what recent filters kept, until the next commit
         self._encoder = None
         self.runtime_spec: str | None = None  # another model with comparable vectors, run instead (use_model)
         self._where = path.name  # how the user named it, for the commands an error suggests

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import InputError, ModelMismatchError
 from . import where as where_
+from .subsets import Subset
 
 KINDS = ("image", "text")
 # Up to this many matching items, an exact scan of their vectors beats any index.
@@ -78,15 +79,27 @@ def search(collection, queries: np.ndarray, page: Page) -> list[Results]:
     exclude = set(int(i) for i in page.exclude)
     wanted = page.offset + page.k + 1 + len(exclude)  # one more tells whether a next page exists
     if conditions:
-        ids, rows = collection.store.matching(page.target, conditions)
-        if len(ids) <= EXACT_SUBSET_MAX:
-            scores, found = _exact(collection.read_vectors(rows), ids, queries, wanted)
+        subset = _matching(collection, page.target, conditions)
+        if subset.vectors is not None:
+            scores, found = _exact(subset.vectors, subset.ids, queries, wanted)
         else:
-            scores, found = collection.search_index(page.target).search(queries, wanted, allowed=ids)
+            scores, found = collection.search_index(page.target).search(queries, wanted, allowed=subset.ids)
     else:
         scores, found = collection.search_index(page.target).search(queries, wanted)
     items = collection.store.get_items({int(i) for i in found.ravel() if i >= 0})
     return [_page(row_scores, row_ids, items, exclude, page) for row_scores, row_ids in zip(scores, found)]
+
+
+def _matching(collection, kind: str, conditions: list) -> Subset:
+    """The live items of ``kind`` that meet ``conditions``, with their vectors when few enough
+    to scan exactly; remembered until the collection's next commit."""
+    key = (collection.store.generation, kind, tuple((c.key, c.op, c.values) for c in conditions))
+    subset = collection.subsets.get(key)
+    if subset is None:
+        ids, rows = collection.store.matching(kind, conditions)
+        subset = Subset(ids, rows, collection.read_vectors(rows) if len(ids) <= EXACT_SUBSET_MAX else None)
+        collection.subsets.put(key, subset)
+    return subset
 
 
 def _exact(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
