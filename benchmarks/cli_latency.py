@@ -6,7 +6,7 @@ Builds a randomly initialised model of the preset ("base" has the shape of ViT-B
 collection of generated photos, then times, as separate processes in alternating rounds:
 `python -c pass` and `python -c "import torch"` (the baselines), `clipforge --help`,
 `clipforge info`, and `clipforge search` answered in its own process (`--local`, which loads
-torch and the model). Then it starts `clipforge serve` for the collection and times
+torch and the model; with ``--onnx``, also through an ONNX export of the model, without torch). Then it starts `clipforge serve` for the collection and times
 `clipforge search` again, now handed to the server. Prints the median and the spread of
 each, and the ratios that matter.
 """
@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 from serve_load import Server, make_collection
+
+from clipforge import Collection
 
 CLIPFORGE = [sys.executable, "-m", "clipforge"]
 
@@ -59,18 +61,28 @@ def main() -> None:
     parser.add_argument("--preset", default="base")
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--onnx", action="store_true",
+                        help="also time a search whose query an ONNX export of the model encodes (needs the [onnx] extra)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         collection = make_collection(Path(tmp), args.preset, args.images)
         c = str(collection)
         print(f"collection: {args.images} photos, a random {args.preset} model; {args.rounds} rounds\n", flush=True)
+        onnx = []
+        if args.onnx:
+            from clipforge.models.onnx_export import export_onnx
+
+            with Collection.open(collection) as opened:
+                export_onnx(opened.model_spec, Path(tmp) / "onnx")
+            onnx = [*CLIPFORGE, "search", "-c", c, "a dog on a beach", "--model", f"onnx:{Path(tmp) / 'onnx'}"]
         alone = report(rounds({
             "python -c pass": [sys.executable, "-c", "pass"],
             'python -c "import torch"': [sys.executable, "-c", "import torch"],
             "clipforge --help": [*CLIPFORGE, "--help"],
             "clipforge info": [*CLIPFORGE, "info", "-c", c],
             "clipforge search (no server: this process)": [*CLIPFORGE, "search", "-c", c, "a dog on a beach", "--local"],
+            **({"clipforge search --model onnx:EXPORT (no server)": onnx} if onnx else {}),
         }, args.rounds))
         server = Server(collection, ["--log-level", "warning"])
         try:

@@ -134,10 +134,12 @@ def _broken_copy(out: Path, tmp_path: Path, name: str, data: bytes) -> Path:
     return copy
 
 
-def test_corrupt_onnx_file_is_one_line(exports, tmp_path):
+def test_corrupt_onnx_file_is_one_line_when_its_tower_is_first_used(exports, photos, tmp_path):
     copy = _broken_copy(exports["clip"][1], tmp_path, "image.onnx", b"\x08\x07 truncated protobuf" * 3)
+    encoder = load_encoder(f"onnx:{copy}", precision="fp32")  # a tower loads when first used
+    assert encoder.encode_texts(["a dog"]).shape == (1, encoder.dim)  # a text query never needs the image tower
     with pytest.raises(ModelLoadError, match="cannot load image.onnx") as caught:
-        load_encoder(f"onnx:{copy}", precision="fp32")
+        encoder.encode_images(photos[:1])
     assert "\n" not in str(caught.value) and f"onnx:{copy}" in str(caught.value)
 
 

@@ -9,6 +9,7 @@ normalises the same way. Nothing here imports torch or transformers; a test chec
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -84,13 +85,25 @@ class OnnxEncoder(ImageEncoding):
         self.logit_bias = None if manifest.get("logit_bias") is None else float(manifest["logit_bias"])
         self.text_inputs = list(manifest["text_inputs"])
         self.variants = {tower: choose_variant(spec, manifest, tower, precision) for tower in TOWERS}
-        self._sessions = {
-            tower: _session(spec, folder / manifest["variants"][tower][name]["file"], device)
-            for tower, name in self.variants.items()
-        }
-        self.device = "cuda" if "CUDAExecutionProvider" in self._sessions["image"].get_providers() else "cpu"
+        # Each tower's session is made when first used: a text query never pays for loading
+        # the image tower (most of a ViT-B/32 command's start-up). Files are checked now.
+        self._files = {tower: folder / manifest["variants"][tower][name]["file"] for tower, name in self.variants.items()}
+        for file in self._files.values():
+            if not file.is_file():
+                raise ModelLoadError(f"{spec}: {file.name} is missing from the export")
+        if device not in ("auto", "cpu", "cuda"):
+            raise InputError(f"{spec}: ONNX exports run on cpu or cuda, not {device}")
+        self._device, self.device = device, "cuda" if device == "cuda" else "cpu"
+        self._sessions: dict = {}
+        self._sessions_lock = threading.Lock()
         self.tokenizer = _tokenizer(spec, folder, manifest["tokenizer"])
         self.text_memory = _shipped_text_memory(spec, folder, self.dim)
+
+    def _session(self, tower: str):
+        with self._sessions_lock:
+            if tower not in self._sessions:
+                self._sessions[tower] = _session(self.spec, self._files[tower], self._device)
+            return self._sessions[tower]
 
     @property
     def precision(self) -> str:
@@ -110,7 +123,7 @@ class OnnxEncoder(ImageEncoding):
         texts = text_list(texts)
         out = [np.zeros((0, self.dim), np.float32)]
         for start in range(0, len(texts), batch_size):
-            features = self._sessions["text"].run(None, self._feeds(texts[start : start + batch_size]))[0]
+            features = self._session("text").run(None, self._feeds(texts[start : start + batch_size]))[0]
             out.append(unit_rows(features))
         return np.ascontiguousarray(np.concatenate(out))
 
@@ -120,7 +133,7 @@ class OnnxEncoder(ImageEncoding):
         out = [np.zeros((0, self.dim), np.float32)]
         for start in range(0, len(pixels), batch_size):
             chunk = np.ascontiguousarray(pixels[start : start + batch_size])
-            out.append(unit_rows(self._sessions["image"].run(None, {"pixel_values": chunk})[0]))
+            out.append(unit_rows(self._session("image").run(None, {"pixel_values": chunk})[0]))
         vectors = np.ascontiguousarray(np.concatenate(out))
         return vectors if self.text_memory is None else self.text_memory.blend(vectors)
 
