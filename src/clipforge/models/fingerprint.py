@@ -6,13 +6,16 @@ overwritten by the next training run, and a hub id moves to a new revision. Vect
 old weights are not comparable with queries from the new ones, and the dimension alone does
 not tell (a retrained model often keeps it), so the weights themselves are compared.
 
-Hashing reads every weight file once (about a second per gigabyte); it happens when a
-collection is created and when a collection first loads its model, not per query.
+Hashing reads every weight file (about a second per gigabyte). A fingerprint is remembered
+(``$XDG_CACHE_HOME/clipforge/fingerprints.json``) under the files' paths, sizes, inodes and
+modification and change times, so a command that loads an unchanged model does not read its
+weights twice; any write to a file changes its change time, which no one can set back.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -22,6 +25,7 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".msgpack", ".h5", ".o
 # Files that say how the weights are wired: a changed architecture with the same weight files.
 CONFIG_FILES = ("config.json", "open_clip_config.json", "clipforge_onnx.json")
 _CHUNK = 8 << 20
+_CACHE_ENTRIES = 256
 
 
 def _weight_files(folder: Path) -> list[Path]:
@@ -63,8 +67,15 @@ def model_fingerprint(spec: ModelSpec) -> str | None:
     files = _spec_files(spec)
     if not files:
         return None
-    digest = hashlib.sha256()
     name, _ = spec.open_clip_parts if spec.scheme == "open_clip" else (None, None)
+    try:
+        key = _stat_key(name, files)
+    except OSError:
+        key = None
+    remembered = _remembered()
+    if key is not None and key in remembered:
+        return remembered[key]
+    digest = hashlib.sha256()
     if name is not None:
         digest.update(f"open_clip config {name}".encode() + b"\0")
     for path in files:
@@ -72,4 +83,42 @@ def model_fingerprint(spec: ModelSpec) -> str | None:
         with open(path, "rb") as f:
             while chunk := f.read(_CHUNK):
                 digest.update(chunk)
-    return "sha256:" + digest.hexdigest()[:32]
+    fingerprint = "sha256:" + digest.hexdigest()[:32]
+    if key is not None:
+        _remember(remembered, key, fingerprint)
+    return fingerprint
+
+
+def _cache_file() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "clipforge" / "fingerprints.json"
+
+
+def _stat_key(name: str | None, files: list[Path]) -> str:
+    parts = [name or ""]
+    for path in files:
+        st = os.stat(path)
+        parts.append(f"{os.path.realpath(path)}|{st.st_size}|{st.st_ino}|{st.st_mtime_ns}|{st.st_ctime_ns}")
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _remembered() -> dict[str, str]:
+    try:
+        found = json.loads(_cache_file().read_text())
+        return found if isinstance(found, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember(remembered: dict[str, str], key: str, fingerprint: str) -> None:
+    """Add to the cache file, keeping its newest entries; a cache that cannot be written is no cache."""
+    entries = {**remembered, key: fingerprint}
+    entries = dict(list(entries.items())[-_CACHE_ENTRIES:])
+    path = _cache_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(entries))
+        os.replace(temporary, path)
+    except OSError:
+        pass
