@@ -170,3 +170,16 @@ def test_a_refused_command_leaves_no_new_collection(run_cli, tiny_clip_spec, tmp
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused
     missing = run_cli("info", "-c", "fresh")
     assert missing.returncode == 3 and "no collection 'fresh'" in missing.stderr, missing
+
+
+def test_a_refused_command_removes_only_what_it_made_in_a_folder_it_was_given(run_cli, tiny_clip_spec, tmp_path):
+    (tmp_path / "table.csv").write_text("image,caption\na.jpg,a cat\n")
+    folder = tmp_path / "theirs"
+    (folder / "keep").mkdir(parents=True)
+    (folder / "thesis.txt").write_text("years of work")
+    (folder / "keep" / "notes.txt").write_text("more")
+    refused = run_cli("index", tmp_path / "table.csv", "--image-column", "nope", "-c", f"{folder}/",
+                      "--model", tiny_clip_spec)
+    assert refused.returncode == 2, refused
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == ["keep", "keep/notes.txt",
+                                                                                   "thesis.txt"]

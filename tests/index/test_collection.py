@@ -284,3 +284,16 @@ def test_every_change_is_stamped_with_the_generation_of_its_commit(coll, photo_d
     changed = {key for key in later if later[key] != first}
     assert changed == {str(photo_dir / "img_03.jpg"), str(photo_dir / "img_04.jpg")}
     assert all(later[key] > first for key in changed)
+
+
+def test_a_process_that_joined_a_discarded_collection_writes_nothing_and_says_so(tmp_path, tiny_clip_spec):
+    from clipforge.index import opening
+
+    created = Collection.create(tmp_path / "new", model=tiny_clip_spec)
+    joined = Collection.open(tmp_path / "new")  # as a second process would, before the first is refused
+    assert opening.discard_if_empty(created)
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(CollectionError, match="removed or replaced by another process"):
+        joined.add_texts(["a cat"])
+    joined.close()
+    assert not (tmp_path / "new").exists()

@@ -49,6 +49,8 @@ class Collection:
         self._encoder = None
         self.runtime_spec: str | None = None  # another model with comparable vectors, run instead (use_model)
         self._where = path.name  # how the user named it, for the commands an error suggests
+        self.created: opening.Created | None = None  # what create() made, when this object made it
+        self._identity = _identity(path / opening.DB_NAME)
 
     # -- opening (index.opening) -----------------------------------------------------------
     @classmethod
@@ -141,10 +143,17 @@ class Collection:
     @contextmanager
     def writing(self):
         """Hold the collection's write lock; cut off vectors a killed writer left behind."""
+        self._check_still_here()  # before the lock too: a removed folder has no lock file
         with write_lock(self.path, self.name):
+            self._check_still_here()
             with self._diagnosed():
                 self.vectors.discard_uncommitted(self.committed_rows())
             yield
+
+    def _check_still_here(self) -> None:
+        if _identity(self.path / opening.DB_NAME) != self._identity:
+            raise CollectionError(f"collection {self.name} was removed or replaced by another process since it "
+                                  f"was opened; nothing was written: run the command again")
 
     @contextmanager
     def _diagnosed(self):
@@ -405,3 +414,12 @@ class Collection:
     def repair(self, on_progress: Callable[[int, int], None] | None = None) -> health.RepairReport:
         """Rebuild what can be rebuilt of a damaged collection (see ``index.health``)."""
         return health.repair(self, on_progress)
+
+
+def _identity(database: Path) -> tuple[int, int] | None:
+    """Which file the database is: a collection removed and made again is another one."""
+    try:
+        info = os.stat(database)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino

@@ -9,6 +9,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,7 @@ from ..models.fingerprint import model_fingerprint
 from ..paths import resolve_collection_path
 from . import health
 from .ann import IndexSettings
-from .lock import write_lock
+from .lock import LOCK_NAME, write_lock
 from .store import SCHEMA_VERSION, Store, create_database
 
 if TYPE_CHECKING:
@@ -31,6 +32,18 @@ class CollectionExists(InputError):
     """Creating a collection that exists (perhaps created a moment ago by another process)."""
 
 
+@dataclass(frozen=True)
+class Created:
+    """What ``create`` made, so that ``discard_if_empty`` removes that and nothing else."""
+
+    folder: bool  # the folder itself did not exist before
+
+
+# Everything a collection writes in its folder; a folder given to `create` may hold other files.
+COLLECTION_FILES = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal", "vectors", "index", "serving",
+                    ".index-build.lock", LOCK_NAME)
+
+
 def create(cls: type[Collection], where: str | os.PathLike, model: str, *, device: str = "auto", precision: str = "auto",
            index: str = "auto", index_memory: str | int | None = None) -> Collection:
     """A new collection. ``index`` is ``auto`` or a FAISS factory string ("HNSW32",
@@ -42,6 +55,7 @@ def create(cls: type[Collection], where: str | os.PathLike, model: str, *, devic
         raise CollectionExists(f"collection {where} already exists at {path}")
     encoder = load_encoder(model, device=device, precision=precision)
     fingerprint = model_fingerprint(encoder.spec)
+    made_folder = not path.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -63,7 +77,9 @@ def create(cls: type[Collection], where: str | os.PathLike, model: str, *, devic
             raise CollectionExists(f"collection {where} was created by another process meanwhile") from None
     collection = cls(path, Store(path / DB_NAME), device, precision)
     collection._encoder = encoder
+    collection.created = Created(made_folder)
     return collection
+
 
 def open_existing(cls: type[Collection], where: str | os.PathLike, model: str | None = None, *, device: str = "auto", precision: str = "auto",
          check: bool = True) -> Collection:
@@ -100,6 +116,7 @@ def open_existing(cls: type[Collection], where: str | os.PathLike, model: str | 
         collection.use_model(model)
     return collection
 
+
 def upgrade(path: Path, store: Store, version: str) -> dict[str, str]:
     """A collection written by an earlier version, brought to this one's schema once."""
     try:
@@ -110,6 +127,7 @@ def upgrade(path: Path, store: Store, version: str) -> dict[str, str]:
         raise CollectionError(f"collection {path.name} was made by an earlier clipforge and must be upgraded, "
                               f"which needs write access: {e}") from None
     return store.all_meta()
+
 
 def open_or_create(cls: type[Collection], where: str | os.PathLike, model: str | None = None, *, index: str | None = None,
                    index_memory: str | int | None = None, **kwargs) -> Collection:
@@ -131,18 +149,27 @@ def open_or_create(cls: type[Collection], where: str | os.PathLike, model: str |
     return collection
 
 
-def exists(where: str | os.PathLike) -> bool:
-    return (resolve_collection_path(where) / DB_NAME).exists()
-
-
 def discard_if_empty(collection: Collection) -> bool:
-    """Remove ``collection`` (and close it) when it holds nothing at all: what a command that
-    created it and was then refused leaves behind. Whether it removed it."""
+    """Remove what ``create`` made of ``collection`` (and close it) when it holds nothing at
+    all: what a command that created it and was then refused leaves behind. Only the
+    collection's own files go, and its folder only if ``create`` made it and it is empty then.
+    A process that joined the collection meanwhile finds it gone at its first write, under
+    the same lock (``Collection.writing``), and stops: nothing it does is lost."""
     with write_lock(collection.path, collection.name):
         empty = not any(collection.store.counts().values()) and collection.committed_rows() == 0
         collection.close()
         if empty:
-            shutil.rmtree(collection.path, ignore_errors=True)
+            for name in COLLECTION_FILES:
+                target = collection.path / name
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target, ignore_errors=True)
+                else:
+                    target.unlink(missing_ok=True)
+    if empty and collection.created is not None and collection.created.folder:
+        try:
+            collection.path.rmdir()
+        except OSError:
+            pass  # something else was put there meanwhile
     return empty
 
 
@@ -151,11 +178,10 @@ def open_or_create_tentatively(cls: type[Collection], where: str | os.PathLike, 
                                **kwargs) -> Iterator[Collection]:
     """``open_or_create`` for a command that adds to the collection: one it created is removed
     again if the command is refused before anything is in it, so a typo leaves nothing behind."""
-    created = not exists(where)
     with cls.open_or_create(where, model, **kwargs) as collection:
         try:
             yield collection
         except ClipforgeError:
-            if created:
+            if collection.created is not None:  # by this call, not by another process
                 discard_if_empty(collection)
             raise
