@@ -24,12 +24,17 @@ FOLDER = "serving"
 INSTANCE_HEADER = "x-clipforge-instance"
 
 
+DATABASE = "collection.sqlite"  # index.opening.DB_NAME, not imported: this module stays light
+
+
 @dataclass(frozen=True)
 class Record:
     url: str          # where the server answers, reachable from this machine
     name: str         # the collection's name on that server
     pid: int
     instance: str     # the token its responses carry
+    database: tuple[int, int] | None  # (device, inode) of the collection's database it serves
+    runs: tuple[str, str]             # the server's --device and --precision settings
 
     @property
     def alive(self) -> bool:
@@ -55,7 +60,17 @@ def local_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def announce(collection: Path, name: str, url: str, instance: str) -> Path | None:
+def database_identity(collection: Path) -> tuple[int, int] | None:
+    """Which file the collection's database is: a copy of the folder (with its records) or a
+    database restored from a backup is another one, which the recorded server does not serve."""
+    try:
+        info = os.stat(collection / DATABASE)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def announce(collection: Path, name: str, url: str, instance: str, runs: tuple[str, str] = ("auto", "auto")) -> Path | None:
     """Leave a record that this process serves ``collection``; None when the folder cannot be
     written (a read-only collection is served all the same, only not found by commands)."""
     folder = collection / FOLDER
@@ -64,7 +79,8 @@ def announce(collection: Path, name: str, url: str, instance: str) -> Path | Non
         folder.mkdir(exist_ok=True)
         _remove_dead(folder)
         temporary = folder / f".{os.getpid()}.json.tmp"
-        temporary.write_text(json.dumps({"url": url, "name": name, "pid": os.getpid(), "instance": instance}))
+        temporary.write_text(json.dumps({"url": url, "name": name, "pid": os.getpid(), "instance": instance,
+                                         "database": database_identity(collection), "runs": list(runs)}))
         os.replace(temporary, record)
     except OSError as e:
         log.debug("cannot announce the server in %s: %s", folder, e)
@@ -79,16 +95,18 @@ def withdraw(records: list[Path | None]) -> None:
 
 
 def running(collection: Path) -> list[Record]:
-    """The records of live servers of ``collection``, newest first."""
+    """The records of live servers of this very ``collection`` (not of the folder it was
+    copied from), newest first."""
     folder = collection / FOLDER
     try:
         files = sorted(folder.glob("*.json"), key=lambda f: f.stat().st_mtime, reverse=True)
     except OSError:
         return []
+    database = database_identity(collection)
     found = []
     for file in files:
         record = _read(file)
-        if record is not None and record.alive:
+        if record is not None and database is not None and record.database == database and record.alive:
             found.append(record)
     return found
 
@@ -96,8 +114,10 @@ def running(collection: Path) -> list[Record]:
 def _read(file: Path) -> Record | None:
     try:
         data = json.loads(file.read_text())
+        database = tuple(int(x) for x in data["database"]) if data.get("database") else None
         return Record(url=str(data["url"]), name=str(data["name"]), pid=int(data["pid"]),
-                      instance=str(data["instance"]))
+                      instance=str(data["instance"]), database=database,
+                      runs=tuple(str(x) for x in data.get("runs", ("?", "?"))))
     except (OSError, ValueError, KeyError, TypeError):
         return None  # vanished meanwhile, or not a record
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,9 +42,8 @@ def served(pics, clipforge_home):
 
 
 def _comparable(result: dict) -> dict:
-    """The result without where it was answered, scores to 4 places (the JSON round trip)."""
-    hits = [{**hit, "score": round(hit["score"], 4)} for hit in result["results"]]
-    return {**{k: v for k, v in result.items() if k != "answered_by"}, "results": hits}
+    """The result without where it was answered."""
+    return {k: v for k, v in result.items() if k != "answered_by"}
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=lambda q: " ".join(q))
@@ -69,11 +69,43 @@ def test_a_handed_search_loads_no_torch_nor_faiss(pics, served, clipforge_home):
     assert done.stderr.strip().splitlines()[-1] == "[]"
 
 
-def test_a_refused_query_gets_the_same_line_as_alone(pics, served, run_cli):
-    handed = run_cli("search", "-c", pics, "a cat", "--where", "=2023")
-    local = run_cli("search", "-c", pics, "a cat", "--where", "=2023", "--local")
+@pytest.mark.parametrize("query", [["a cat", "--where", "=2023"], ["--image", "{photo}", "--text", "   "]],
+                         ids=["bad filter", "blank instruction"])
+def test_a_refused_query_gets_the_same_line_as_alone(pics, served, run_cli, tmp_path, query):
+    photo = make_photo(tmp_path / "query.jpg", seed=3)
+    args = [a.format(photo=photo) for a in query]
+    handed = run_cli("search", "-c", pics, *args)
+    local = run_cli("search", "-c", pics, *args, "--local")
     assert handed.returncode == local.returncode != 0
     assert handed.stderr == local.stderr and handed.stderr.count("\n") == 1
+
+
+def test_a_copy_of_the_collection_is_not_answered_by_the_originals_server(pics, served, run_cli, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(pics, copy)  # its serving/ records too
+    assert (copy / discovery.FOLDER).exists() and not discovery.running(copy)
+    assert run_cli("search", "-c", copy, "a cat", "--json", check=True).json()["answered_by"] is None
+
+
+def test_a_server_that_runs_the_model_otherwise_is_not_asked(pics, clipforge_home, run_cli):
+    proc, _ = start_serve(pics, clipforge_home, "--no-batching", "--precision", "fp32")
+    try:
+        assert discovery.running(pics)
+        assert run_cli("search", "-c", pics, "a cat", "--json", check=True).json()["answered_by"] is None
+    finally:
+        stop_serve(proc)
+
+
+def test_a_stopped_server_does_not_hold_the_command(pics, served, run_cli):
+    proc, _ = served
+    proc.send_signal(signal.SIGSTOP)  # Ctrl-Z: it still accepts connections, and answers nothing
+    try:
+        # Waited on for 30 s before, and answered here after that; the time allowed is far
+        # above a local search's, and below that.
+        result = run_cli("search", "-c", pics, "a cat", "--json", timeout=25, check=True).json()
+        assert result["answered_by"] is None
+    finally:
+        proc.send_signal(signal.SIGCONT)
 
 
 def test_a_stopped_server_leaves_no_record_and_search_answers_alone(pics, served, run_cli):

@@ -4,9 +4,10 @@ Loading torch and the model is most of what a one-off ``clipforge search`` costs
 the collection has both loaded. A query goes to it over HTTP when one runs (see
 ``clipforge.discovery``), with the standard library only, so nothing heavy is imported. Any
 doubt sends the query back to this process, which answers it the usual way: no server, a
-refusal (its limits differ from a local search's), an error, a path that JSON could carry
-only lossily (a name that is not UTF-8) or an answer from a process that is not the
-collection's server.
+server of a copy of the collection, one started with its own --device or --precision, a
+refusal (its limits differ from a local search's), an error, no answer within seconds, a path
+that JSON could carry only lossily (a name that is not UTF-8) or an answer from a process
+that is not the collection's server.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from typing import Any
 
 from .. import discovery
 
-TIMEOUT = 30.0  # seconds; a server still loading its model answers the first query late
+# Seconds to wait for an answer. A ready server answers in milliseconds and one still loading
+# its model refuses at once (503); one that is stopped (Ctrl-Z) or gone from its address
+# would otherwise hold the command until some far deadline.
+TIMEOUT = 5.0
 MAX_IMAGE_BYTES = 16 * 1024 * 1024  # the server's default upload limit; larger images stay here
 HIT_FIELDS = ("id", "score", "kind", "path", "text", "metadata")
 # Loopback must not go through a proxy that $http_proxy names.
@@ -39,6 +43,8 @@ def search(collection: Path, query: dict[str, Any], image: Path | None) -> tuple
             return None
         query = {**query, "image": encoded}
     for record in discovery.running(collection):
+        if record.runs != ("auto", "auto"):
+            continue  # it runs the model otherwise than this command would: scores could differ
         answer = _post(record, "/search", {**query, "collection": record.name})
         if answer is None:
             continue

@@ -57,7 +57,9 @@ def search(query, collection, image, text, text_weight, target, vector_file, k, 
     query_out = {"text": text, "image": str(image) if image else None, "text_weight": text_weight, "target": target}
     answered = None
     # A server runs its own model, device and precision: a query that names any of them is answered here.
-    if vector_file is None and not local and model is None and device == precision == "auto":
+    # A blank instruction beside an image is an error here, and no text to the server.
+    blank = text is not None and not text.strip()
+    if vector_file is None and not local and model is None and device == precision == "auto" and not blank:
         answered = forward.search(resolve_collection_path(collection),
                                   {**page, "text": text, "text_weight": text_weight}, image)
     if answered is not None:

@@ -77,4 +77,5 @@ def serve(collections, host, port, device, precision, no_batching, batch_size, b
     url = local_url(host, sock.getsockname()[1])
     err_console.print(f"serving {', '.join(collections)} at {url}/ (API docs at /docs)")
     served = app.state.service.served.values()
-    serve_forever(app, sock, announce=[(s.collection.path, s.name) for s in served], log_level=log_level)
+    serve_forever(app, sock, announce=[(s.collection.path, s.name) for s in served], log_level=log_level,
+                  runs=(device, precision))

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..discovery import database_identity
 from ..errors import ClipforgeError, CollectionError, InputError, ModelMismatchError, NotFoundError
 from ..models.fingerprint import model_fingerprint
 from ..models.spec import parse_spec
@@ -50,7 +51,7 @@ class Collection:
         self.runtime_spec: str | None = None  # another model with comparable vectors, run instead (use_model)
         self._where = path.name  # how the user named it, for the commands an error suggests
         self.created: opening.Created | None = None  # what create() made, when this object made it
-        self._identity = _identity(path / opening.DB_NAME)
+        self._identity = database_identity(path)
 
     # -- opening (index.opening) -----------------------------------------------------------
     @classmethod
@@ -151,7 +152,7 @@ class Collection:
             yield
 
     def _check_still_here(self) -> None:
-        if _identity(self.path / opening.DB_NAME) != self._identity:
+        if database_identity(self.path) != self._identity:
             raise CollectionError(f"collection {self.name} was removed or replaced by another process since it "
                                   f"was opened; nothing was written: run the command again")
 
@@ -414,12 +415,3 @@ class Collection:
     def repair(self, on_progress: Callable[[int, int], None] | None = None) -> health.RepairReport:
         """Rebuild what can be rebuilt of a damaged collection (see ``index.health``)."""
         return health.repair(self, on_progress)
-
-
-def _identity(database: Path) -> tuple[int, int] | None:
-    """Which file the database is: a collection removed and made again is another one."""
-    try:
-        info = os.stat(database)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino

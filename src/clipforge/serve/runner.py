@@ -26,14 +26,16 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_forever(app, sock: socket.socket, announce: Sequence[tuple[Path, str]] = (), log_level: str = "info") -> None:
+def serve_forever(app, sock: socket.socket, announce: Sequence[tuple[Path, str]] = (), log_level: str = "info",
+                  runs: tuple[str, str] = ("auto", "auto")) -> None:
     """Serve on ``sock`` until stopped (SIGINT, SIGTERM). Each (collection path, name) in
     ``announce`` is recorded as served by this process meanwhile, so that commands on this
-    machine can hand their queries to it (see ``clipforge.discovery``)."""
+    machine can hand their queries to it (see ``clipforge.discovery``), with ``runs``, the
+    server's device and precision settings."""
     host, port = sock.getsockname()[:2]
     instance = discovery.new_instance()
     url = discovery.local_url(host, port)
-    records = [discovery.announce(path, name, url, instance) for path, name in announce]
+    records = [discovery.announce(path, name, url, instance, runs) for path, name in announce]
     server = _Server(uvicorn.Config(_stamped(app, instance), log_level=log_level),
                      on_shutdown=lambda: discovery.withdraw(records))
     try:
