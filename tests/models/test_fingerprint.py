@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from clipforge.models import fingerprint
 from clipforge.models.fingerprint import model_fingerprint
 from clipforge.models.spec import parse_spec
 
@@ -16,7 +17,15 @@ from clipforge.models.spec import parse_spec
 def model(tmp_path, tiny_clip_dir, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     shutil.copytree(tiny_clip_dir, tmp_path / "model")
+    # The copy was written just now; files written within the last 2 s are never remembered.
+    monkeypatch.setattr(fingerprint, "_SETTLE_NS", 0)
     return tmp_path / "model"
+
+
+def test_files_written_a_moment_ago_are_not_remembered(model, tmp_path, monkeypatch):
+    monkeypatch.setattr(fingerprint, "_SETTLE_NS", 2_000_000_000)
+    assert model_fingerprint(parse_spec(f"hf:{model}")) is not None
+    assert not _cache(tmp_path).exists()
 
 
 def _cache(tmp_path):

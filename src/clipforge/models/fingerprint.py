@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 from .spec import OPEN_CLIP_HUB, ModelSpec
@@ -26,6 +27,7 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".msgpack", ".h5", ".o
 CONFIG_FILES = ("config.json", "open_clip_config.json", "clipforge_onnx.json")
 _CHUNK = 8 << 20
 _CACHE_ENTRIES = 256
+_SETTLE_NS = 2_000_000_000
 
 
 def _weight_files(folder: Path) -> list[Path]:
@@ -84,7 +86,14 @@ def model_fingerprint(spec: ModelSpec) -> str | None:
             while chunk := f.read(_CHUNK):
                 digest.update(chunk)
     fingerprint = "sha256:" + digest.hexdigest()[:32]
-    if key is not None:
+    # Remembered only when no file changed while it was read, nor so recently that a write in
+    # the same clock tick could leave its times as they were (git's "racily clean" case).
+    try:
+        settled = key is not None and _stat_key(name, files) == key and all(
+            os.stat(path).st_ctime_ns < time.time_ns() - _SETTLE_NS for path in files)
+    except OSError:
+        settled = False
+    if settled:
         _remember(remembered, key, fingerprint)
     return fingerprint
 
