@@ -243,3 +243,46 @@ def test_a_collection_runs_on_an_export_of_its_weights_and_refuses_other_models(
         Collection.open(tmp_path / "c", model=f"hf:{tiny_clip_other_dir}")
     refused = run_cli("search", "-c", tmp_path / "c", "a red car", "--model", f"hf:{tiny_clip_other_dir}")
     assert refused.returncode != 0 and refused.stderr.count("\n") == 1 and "not comparable" in refused.stderr
+
+
+def test_a_collection_keeps_a_query_model_and_falls_back_to_its_own(
+        exports, photos, tiny_clip_other_dir, tmp_path, run_cli):
+    """`index --query-model onnx:EXPORT` is kept: later searches that name no model encode
+    their queries with the export (no torch), and with the collection's own model, after one
+    warning line, once the export is gone."""
+    from clipforge import Collection
+
+    source, out = exports["clip"]
+    export = tmp_path / "export"
+    shutil.copytree(out, export)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for photo in photos[:6]:
+        shutil.copy(photo, folder)
+    indexed = run_cli("index", folder, "-c", tmp_path / "c", "--model", source, "--query-model", f"onnx:{export}",
+                      "--precision", "fp32", "--json", check=True)
+    assert indexed.json()["encoded"] == 6
+    with Collection.open(tmp_path / "c", precision="fp32") as collection:
+        assert collection.info()["query_model"] == f"onnx:{export}"
+        assert str(collection.query_encoder.spec) == f"onnx:{export}"
+        by_torch = {h.id: h.score for h in collection.search_vectors(collection.encoder.encode_texts(["a red car"]),
+                                                                     k=6)[0]}
+    code = ("import sys; from clipforge.cli.main import main; main(sys.argv[1:]); "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code, "search", "-c", str(tmp_path / "c"), "a red car", "-k", "6",
+                           "--json"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "[]"
+    # precision auto runs the export's int8 text tower (it agreed with fp32 within the tolerance)
+    assert {h["id"]: h["score"] for h in json.loads(done.stdout)["results"]} == pytest.approx(by_torch, abs=0.02)
+    # Another model is refused, and the setting stays.
+    refused = run_cli("index", folder, "-c", tmp_path / "c", "--query-model", f"hf:{tiny_clip_other_dir}")
+    assert refused.returncode != 0 and "not comparable" in refused.stderr and refused.stderr.count("\n") == 1
+    # The export gone: searches go on with the collection's own model, saying why once.
+    shutil.rmtree(export)
+    fallen = run_cli("search", "-c", tmp_path / "c", "a red car", "-k", "6", "--json", check=True)
+    assert {h["id"] for h in fallen.json()["results"]} == set(by_torch)
+    assert "query model" in fallen.stderr and fallen.stderr.count("\n") == 1, fallen
+    run_cli("index", folder, "-c", tmp_path / "c", "--query-model", "own", check=True)
+    with Collection.open(tmp_path / "c") as collection:
+        assert collection.info()["query_model"] is None

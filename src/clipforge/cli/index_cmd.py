@@ -28,7 +28,11 @@ _TABLE_OPTIONS = [
 
 
 def index_options(func):
-    """--index and --index-memory: the search index's settings, kept by the collection."""
+    """--index, --index-memory and --query-model: settings kept by the collection."""
+    func = click.option("--query-model", "query_model", default=None, metavar="SPEC|own",
+                        help="Encode later queries with this model: an export of the collection's model "
+                             "(onnx:DIR, no torch needed), refused unless its vectors are comparable; "
+                             "own: the collection's own model. Kept.")(func)
     func = click.option("--index-memory", "index_memory", default=None, metavar="SIZE",
                         help="Memory the search index may use, e.g. 4GB (default: a quarter of RAM); kept.")(func)
     return click.option("--index", "index_type", default=None, metavar="TYPE",
@@ -66,7 +70,8 @@ def table_options(func):
 @model_options
 @json_option
 def index(sources, collection, model, batch_size, workers, max_pixels, max_file_mb, image_column, meta_columns,
-          url_timeout, max_download_mb, retry_skipped, index_type, index_memory, device, precision, as_json):
+          url_timeout, max_download_mb, retry_skipped, index_type, index_memory, query_model, device, precision,
+          as_json):
     """Index image files and folders, tables of images, or WebDataset shards into a collection.
 
     SOURCES are folders and image files; CSV/TSV/Parquet tables naming an image per row (a path
@@ -90,6 +95,8 @@ def index(sources, collection, model, batch_size, workers, max_pixels, max_file_
               "max_bytes": None if max_file_mb is None else int(max_file_mb * (1 << 20))}
     with opening.open_or_create_tentatively(Collection, collection, model, index=index_type,
                                             index_memory=index_memory, device=device, precision=precision) as coll:
+        if query_model is not None:
+            coll.set_query_model(query_model)
         reports = []
         with progress_bar("indexing") as update:
             if files:
@@ -180,7 +187,8 @@ def read_text_table(path: Path, text_column: str, id_column: str | None) -> tupl
 @index_options
 @model_options
 @json_option
-def index_texts(table, collection, model, text_column, id_column, index_type, index_memory, device, precision, as_json):
+def index_texts(table, collection, model, text_column, id_column, index_type, index_memory, query_model, device,
+                precision, as_json):
     """Add texts (captions, descriptions) to a collection for image-to-text search.
 
     TABLE is a CSV or TSV with a header (other columns become metadata), or a TXT file with
@@ -194,6 +202,8 @@ def index_texts(table, collection, model, text_column, id_column, index_type, in
         raise InputError(f"{table} holds no texts")
     with opening.open_or_create_tentatively(Collection, collection, model, index=index_type,
                                             index_memory=index_memory, device=device, precision=precision) as coll:
+        if query_model is not None:
+            coll.set_query_model(query_model)
         with progress_bar("encoding texts", unit="texts") as update:
             report = coll.add_texts(texts, ids=ids, metadata=metadata, on_progress=update, update_index=False)
         result = {"collection": coll.name, "path": str(coll.path), **report.to_dict(), "index": update_index(coll)}

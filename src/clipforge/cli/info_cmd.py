@@ -27,6 +27,8 @@ def _render(result: dict, typed_name: str) -> None:
     console.print(f"model      {result['model']}  ({result['dim']}-d)", markup=False, highlight=False)
     if result["model_fingerprint"]:
         console.print(f"weights    {result['model_fingerprint']}", highlight=False)
+    if result["query_model"]:
+        console.print(f"queries    encoded by {result['query_model']}", markup=False, highlight=False)
     if result["model_changed"]:
         console.print("[red]the model's weights have changed since this collection was built: rebuild it[/]")
     console.print(

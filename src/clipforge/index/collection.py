@@ -15,6 +15,7 @@ weights, so that a model retrained or updated under the same spec is refused too
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
@@ -37,6 +38,10 @@ from .store import NewItem, Store
 from .subsets import SubsetCache
 from .vectors import VectorSegments
 
+QUERY_MODEL = "query_model"  # meta key: the model that encodes queries, when not the collection's own
+log = logging.getLogger(__name__)
+
+
 class Collection:
     def __init__(self, path: Path, store: Store, device: str = "auto", precision: str = "auto"):
         self.path = path
@@ -48,6 +53,7 @@ class Collection:
         self.indexes = Indexes(self)  # per kind: a main index (FAISS) and an exact fresh part
         self.subsets = SubsetCache()  # what recent filters kept, until the next commit
         self._encoder = None
+        self._query_encoder = None
         self.runtime_spec: str | None = None  # another model with comparable vectors, run instead (use_model)
         self._where = path.name  # how the user named it, for the commands an error suggests
         self.created: opening.Created | None = None  # what create() made, when this object made it
@@ -117,6 +123,49 @@ class Collection:
                 )
             self._encoder = encoder
         return self._encoder
+
+    @property
+    def query_encoder(self):
+        """The model that encodes queries: the collection's own, or the query model it keeps
+        (``set_query_model``) unless this object was opened with a model of its own. A kept
+        query model that cannot be used (gone, no longer comparable) gives way to the own
+        model, with a warning."""
+        from ..models import load_encoder
+        from ..models.comparable import comparable
+
+        spec = self.store.get_meta(QUERY_MODEL) or None
+        if spec is None or self.runtime_spec is not None:
+            return self.encoder
+        if self._query_encoder is None or str(self._query_encoder.spec) != spec:
+            try:
+                if not comparable(self.model_spec, self.store.get_meta("model_fingerprint"), spec):
+                    raise ModelMismatchError(f"its vectors are no longer comparable with {self.model_spec}'s")
+                encoder = load_encoder(spec, device=self.device, precision=self.precision)
+                if encoder.dim != self.dim:
+                    raise ModelMismatchError(f"it gives {encoder.dim}-d vectors, not {self.dim}-d")
+            except ClipforgeError as e:
+                log.warning("collection %s: its query model %s cannot be used (%s); queries use %s",
+                            self.name, spec, str(e).splitlines()[0], self.model_spec)
+                return self.encoder
+            self._query_encoder = encoder
+        return self._query_encoder
+
+    def set_query_model(self, spec: str | None) -> None:
+        """Encode queries with ``spec`` from now on, in every command that names no model: a
+        model whose vectors are comparable with the collection's (an ONNX export of its
+        weights, which answers without torch). None or "own": the collection's own model."""
+        from ..models.comparable import comparable
+
+        wanted = None if spec in (None, "own") else str(parse_spec(spec))
+        if wanted == self.model_spec:
+            wanted = None
+        if wanted is not None and not comparable(self.model_spec, self.store.get_meta("model_fingerprint"), wanted):
+            raise ModelMismatchError(f"{wanted} cannot encode the queries of collection {self.name}: its vectors are "
+                                     f"not comparable with {self.model_spec}'s")
+        if wanted != (self.store.get_meta(QUERY_MODEL) or None):
+            with self.writing(), self.store.transaction() as db:
+                self.store.bump_generation(db)  # so that other processes see the change
+                self.store.set_meta(QUERY_MODEL, wanted or "", db)
 
     def model_changed(self) -> bool:
         """Whether the model's weights differ from those the collection was built with (False
@@ -339,7 +388,7 @@ class Collection:
             if text is None:
                 return self.vectors_for_ids([item_id])[0]
             image, _ = self.item_file(item_id)
-        encoder = encoder or self.encoder
+        encoder = encoder or self.query_encoder
         if image is not None and max_pixels is not None:
             image = load_query_image(image, encoder.preprocess.draft_size, max_pixels=max_pixels)
         return build_query(encoder, text=text, image=image, text_weight=text_weight)
@@ -403,6 +452,7 @@ class Collection:
             "dim": self.dim,
             "model_fingerprint": self.store.get_meta("model_fingerprint"),
             "model_changed": self._model_changed_or_unknown(),
+            "query_model": self.store.get_meta(QUERY_MODEL) or None,
             **counts,
             "vector_rows": self.committed_rows(),
             "disk_bytes": size,
