@@ -6,9 +6,10 @@ Builds a randomly initialised model of the preset ("base" has the shape of ViT-B
 collection of generated photos, then times, as separate processes in alternating rounds:
 `python -c pass` and `python -c "import torch"` (the baselines), `clipforge --help`,
 `clipforge info`, and `clipforge search` answered in its own process (`--local`, which loads
-torch and the model; with ``--onnx``, also through an ONNX export of the model, without torch). Then it starts `clipforge serve` for the collection and times
-`clipforge search` again, now handed to the server. Prints the median and the spread of
-each, and the ratios that matter.
+torch and the model; with ``--onnx``, also through an ONNX export of the model, without torch,
+named by ``--model`` and kept as the collection's query model). Then it starts `clipforge
+serve` for the collection and times `clipforge search` again, now handed to the server.
+Prints the median and the spread of each, and the ratios that matter.
 """
 
 from __future__ import annotations
@@ -84,6 +85,13 @@ def main() -> None:
             "clipforge search (no server: this process)": [*CLIPFORGE, "search", "-c", c, "a dog on a beach", "--local"],
             **({"clipforge search --model onnx:EXPORT (no server)": onnx} if onnx else {}),
         }, args.rounds))
+        if args.onnx:  # the export kept as the collection's query model: no flag at search time
+            with Collection.open(collection) as opened:
+                opened.set_query_model(f"onnx:{Path(tmp) / 'onnx'}")
+            report(rounds({"clipforge search (query model kept: the export)": [
+                *CLIPFORGE, "search", "-c", c, "a dog on a beach", "--local"]}, args.rounds))
+            with Collection.open(collection) as opened:
+                opened.set_query_model("own")
         server = Server(collection, ["--log-level", "warning"])
         try:
             server.wait_ready()
