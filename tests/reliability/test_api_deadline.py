@@ -65,12 +65,15 @@ def test_a_timed_out_classify_stops_calling_the_model(client):
     image = base64.b64encode(png((32, 32))).decode()
     response = client.post("/classify", json={"image": image, "labels": labels, "templates": templates})
     assert response.status_code == 408 and "limit" in response.json()["detail"]
-    time.sleep(0.3)  # the one model call in flight may finish
-    settled = model_calls(client)
+    time.sleep(0.3)
+    first = model_calls(client)
     time.sleep(1.0)
-    after = model_calls(client)
-    print(f"model calls: {settled:.0f} when settled, {after:.0f} a second later, of {len(labels) * len(templates)}")
-    assert after == settled and settled < len(labels) * len(templates) / 2
+    second = model_calls(client)  # the one call in flight at the deadline may end in between,
+    time.sleep(1.0)               # late on a loaded machine; after it, nothing more
+    third = model_calls(client)
+    print(f"model calls: {first:.0f}, {second:.0f} and {third:.0f} at 0.3, 1.3 and 2.3 s after the 408, "
+          f"of {len(labels) * len(templates)}")
+    assert second <= first + 1 and third == second and third < len(labels) * len(templates) / 2
     # Nothing of it is left in the queue ahead of the next query.
     started = time.monotonic()
     assert client.post("/search", json={"text": "a red car"}).status_code == 200
