@@ -69,11 +69,11 @@ def model_only(encoder, n: int, batch_size: int) -> float:
 
 
 def decode_only(paths: list[Path], preprocess) -> float:
-    from clipforge.data.decode_pool import decode_file
+    from clipforge.index.reading import read_for_index
 
     started = time.perf_counter()
     for path in paths:
-        decode_file(str(path), preprocess)
+        read_for_index(str(path), preprocess)
     return len(paths) / (time.perf_counter() - started)
 
 

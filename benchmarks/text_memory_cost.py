@@ -35,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from clipforge.models import load_encoder
-    from clipforge.search.text_memory import TextMemory
+    from clipforge.models.text_memory import TextMemory
 
     encoder = load_encoder(args.model, device="cpu", precision="fp32")
     memory = encoder.text_memory

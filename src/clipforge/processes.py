@@ -1,4 +1,5 @@
-"""Helper processes (decode and data loader workers) that end with the process that started them.
+"""Helper processes (decode and data loader workers) that end with the process that started them,
+and how many cores they may use.
 
 An orphaned worker sits on its share of its parent's memory forever, and may hold what the
 parent had open. Linux can kill a child when its parent dies; elsewhere, and as a net under
@@ -42,3 +43,11 @@ def _watch(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(_PARENT_POLL_SECONDS)
     os._exit(1)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, which containers and taskset
+    narrow), not the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1

@@ -16,7 +16,7 @@ import pytest
 from photo_library import camera_exif, iso_utc
 from PIL import Image
 
-from clipforge.data.decode_pool import decode_file
+from clipforge.index.reading import read_for_index
 from clipforge.data.facts import current_signature
 from clipforge.data.sidecar import MAX_KEYS
 from clipforge.models.preprocess import ImagePreprocess
@@ -32,7 +32,7 @@ def photo(path, exif=None, fmt="JPEG", size=(40, 30)):
 
 
 def facts(path):
-    decoded = decode_file(str(path), PRE)
+    decoded = read_for_index(str(path), PRE)
     assert decoded.error is None, decoded.error
     return decoded.metadata
 
@@ -131,11 +131,11 @@ def test_a_broken_exif_block_prints_nothing(tmp_path):
     """Pillow warns about corrupt EXIF; a decode worker must not pass that on to the terminal."""
     paths = [str(p) for p in _broken_exif_files(tmp_path).values()]
     script = textwrap.dedent(f"""
-        from clipforge.data.decode_pool import decode_file
+        from clipforge.index.reading import read_for_index
         from clipforge.models.preprocess import ImagePreprocess
         pre = ImagePreprocess("shortest_edge", (32, 32), (32, 32), (0.5,) * 3, (0.5,) * 3)
         for path in {paths!r}:
-            assert decode_file(path, pre).error is None
+            assert read_for_index(path, pre).error is None
     """)
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and run.stderr == "", run.stderr
@@ -190,12 +190,12 @@ def test_a_sidecar_that_is_a_pipe_does_not_block(tmp_path):
 def test_the_signature_follows_the_sidecar(tmp_path):
     path = photo(tmp_path / "IMG_6.jpg")
     alone = current_signature(str(path))
-    assert decode_file(str(path), PRE).meta_signature == alone
+    assert read_for_index(str(path), PRE).meta_signature == alone
     sidecar = tmp_path / "IMG_6.jpg.json"
     sidecar.write_text('{"a": 1}')
     with_sidecar = current_signature(str(path))
     assert with_sidecar != alone
-    assert decode_file(str(path), PRE).meta_signature == with_sidecar
+    assert read_for_index(str(path), PRE).meta_signature == with_sidecar
     assert current_signature(str(path), {"IMG_6.jpg", "IMG_6.jpg.json"}) == with_sidecar
     sidecar.write_text('{"a": 22}')
     assert current_signature(str(path)) not in (alone, with_sidecar)

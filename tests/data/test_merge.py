@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 
-from clipforge.data.merge import merge_pair_datasets
+from clipforge.recipes.merge import merge_pair_datasets
 from clipforge.data.pairs import load_pairs
 
 

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from clipforge.data.images import decode_bytes
+from clipforge.models.images import decode_bytes
 from clipforge.data.pairs import ImageLocation, expand_braces, load_pairs
 from clipforge.errors import ImageDecodeError, InputError, NotFoundError
 from conftest import make_photo

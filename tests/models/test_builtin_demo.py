@@ -14,12 +14,12 @@ from clipforge.data.builders import ClipartConfig, EmojiConfig, build_clipart, b
 from clipforge.data.builders.clipart import DEFAULT_PNG_DIR, DEFAULT_SVG_DIR
 from clipforge.data.builders.emoji import DEFAULT_CLDR, DEFAULT_EMOJI_TEST, DEFAULT_FONT
 from clipforge.eval import RetrievalDataset, evaluate_retrieval
-from clipforge.eval.demo import BAR, emoji_groups_dataset, emoji_names_dataset
+from clipforge.recipes.demo_eval import BAR, emoji_groups_dataset, emoji_names_dataset
 from clipforge.eval.evaluate import ZeroShotConfig, evaluate_zeroshot
 from clipforge.eval.formats import load_retrieval_dataset
 from clipforge.models import load_encoder
 from clipforge.models.builtin import BUILTIN_DIR, WEIGHTS
-from clipforge.search.text_memory import MEMORY_FILE
+from clipforge.models.text_memory import MEMORY_FILE
 
 need_emoji = pytest.mark.skipif(
     not (DEFAULT_FONT.exists() and DEFAULT_CLDR.exists() and DEFAULT_EMOJI_TEST.exists()),
@@ -77,7 +77,7 @@ def test_loads_offline_and_its_text_vectors_are_minilms_own_sentence_embeddings(
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from clipforge.train.models import resolve_tower
+    from clipforge.models.packaged import resolve_tower
 
     assert demo.family == "dual" and demo.dim == 384
     assert demo.model.config.clipforge_text_pooling == "mean"
@@ -158,7 +158,7 @@ def test_emoji_group_zero_shot_with_prompts_only_stays_where_it_was_measured(dem
 @need_emoji
 @need_clipart
 def test_the_text_memory_holds_the_training_captions_and_no_held_out_emoji_name(demo, emoji, clipart, tmp_path):
-    from clipforge.data.merge import merge_pair_datasets
+    from clipforge.recipes.merge import merge_pair_datasets
 
     merge_pair_datasets(tmp_path / "train", {"emoji": emoji, "clipart": clipart}, lang="en")
     train = set(load_retrieval_dataset(tmp_path / "train", split="train").captions)

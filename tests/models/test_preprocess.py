@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from transformers import AutoImageProcessor, CLIPImageProcessor, SiglipImageProcessor
 
-from clipforge.data.images import decode_bytes, decode_image
+from clipforge.models.images import decode_bytes, decode_image
 from clipforge.models.preprocess import ImagePreprocess
 
 SIZES = {

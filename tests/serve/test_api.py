@@ -165,7 +165,7 @@ def test_classify_json_and_multipart(client, library):
 def test_classify_reads_through_the_models_text_memory_unless_asked_not_to(tmp_path, tiny_clip_dir, library):
     import shutil
 
-    from clipforge.search.text_memory import MEMORY_FILE, TextMemory
+    from clipforge.models.text_memory import MEMORY_FILE, TextMemory
 
     from .conftest import build_collection, start
 

@@ -9,7 +9,8 @@ import torch
 
 from clipforge.errors import NotFoundError
 from clipforge.train.config import ModelConfig
-from clipforge.train.models import build_model, lock_tower, resolve_tower
+from clipforge.models.packaged import resolve_tower
+from clipforge.train.models import build_model, lock_tower
 
 
 def _value(tensor) -> float:

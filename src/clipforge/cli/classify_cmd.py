@@ -28,7 +28,7 @@ def classify(images, labels, model, collection, templates, top, text_memory, dev
     """Zero-shot classify IMAGES against LABELS."""
     from ..models import load_encoder
     from ..search.classify import DEFAULT_TEMPLATES, classify as run_classify, load_templates
-    from ..search.text_memory import resolve_text_memory
+    from ..models.text_memory import resolve_text_memory
 
     names = [label.strip() for label in labels.split(",") if label.strip()]
     if len(names) < 2:

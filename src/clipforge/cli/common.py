@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..models.options import DEVICES, PRECISIONS
-from .output import err_console
 
 collection_option = click.option(
     "-c", "--collection", "collection", required=True, metavar="NAME|PATH",
@@ -31,27 +26,6 @@ def model_options(func):
     func = click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
                         help="Where to run the model.")(func)
     return func
-
-
-@contextmanager
-def progress_bar(description: str, unit: str = "img") -> Iterator[Callable[[int, int], None]]:
-    """A rich bar with rate and ETA on a terminal; silent otherwise. Yields ``update(done, total)``."""
-    if not err_console.is_terminal:
-        yield lambda done, total: None
-        return
-    columns = (
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err_console, transient=False) as progress:
-        task = progress.add_task(description, total=None, rate="")
-
-        def update(done: int, total: int) -> None:
-            elapsed = progress.tasks[0].elapsed or 0
-            rate = f"{done / elapsed:.1f} {unit}/s" if elapsed > 0 else ""
-            progress.update(task, completed=done, total=total, rate=rate)
-
-        yield update
 
 
 def positive_k(ctx, param, value):

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from .common import progress_bar
+from ..progress import progress_bar
 from .output import console, emit, json_option
 
 _out_argument = click.argument("out", type=click.Path(path_type=Path, file_okay=False))

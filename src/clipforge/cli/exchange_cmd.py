@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import collection_option, model_options, progress_bar
+from ..progress import progress_bar
+from .common import collection_option, model_options
 from .output import console, emit, json_option
 
 

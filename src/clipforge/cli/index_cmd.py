@@ -10,7 +10,8 @@ import click
 
 from ..errors import InputError, NotFoundError
 from ..paths import readable_path
-from .common import collection_option, model_options, progress_bar
+from ..progress import progress_bar
+from .common import collection_option, model_options
 from .output import console, emit, json_option
 
 _TABLE_OPTIONS = [

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .common import collection_option, model_options, progress_bar
+from ..progress import progress_bar
+from .common import collection_option, model_options
 from .output import console, emit, json_option
 
 

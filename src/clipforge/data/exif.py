@@ -25,7 +25,7 @@ from PIL import Image
 
 # Importing images installs the filter that keeps Pillow's warnings about corrupt EXIF
 # blocks off the user's terminal.
-from . import images  # noqa: F401
+from ..models import images  # noqa: F401
 
 _MAKE, _MODEL, _ORIENTATION, _DATE_TIME = 0x010F, 0x0110, 0x0112, 0x0132
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825

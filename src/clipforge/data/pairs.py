@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError, NotFoundError
-from .images import is_image_path, read_bytes
+from ..models.images import is_image_path, read_bytes
 from .shards import expand_braces  # noqa: F401  (part of this module's interface)
 from .shards import Member, expand_shards, iter_members, read_member
 from .sources import MAX_URL_BYTES, URL_TIMEOUT_S, fetch_url

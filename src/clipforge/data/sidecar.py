@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import ImageDecodeError
 from ..paths import readable_path
-from .images import read_file
+from ..models.images import read_file
 
 SUFFIXES = (".json", ".supplemental-metadata.json")
 MAX_BYTES = 1 << 20  # a sidecar is a few hundred bytes; this bounds a hostile one

@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..data.images import is_image_path
+from ..models.images import is_image_path
 from ..data.pairs import read_parquet, sidecar_captions
 from ..errors import InputError, NotFoundError
 from .dataset import CaptionedImage

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InputError, NotFoundError
 from ..search.classify import build_classifier
-from ..search.text_memory import read_through, resolve_text_memory
+from ..models.text_memory import read_through, resolve_text_memory
 from .dataset import ClassificationDataset, ImageRef, RetrievalDataset
 from .encode import EncodeConfig, encode_images, encode_texts
 from .ranking import DEFAULT_BLOCK
@@ -61,7 +61,7 @@ class RetrievalConfig:
 @dataclass
 class ZeroShotConfig:
     templates: str | None = None  # a set name or a file; None: the dataset's own, else the default set
-    text_memory: str = "auto"  # "auto" (the model's own, if any), "off", or a file: search.text_memory
+    text_memory: str = "auto"  # "auto" (the model's own, if any), "off", or a file: models.text_memory
     block: int = DEFAULT_BLOCK
     encode: EncodeConfig = field(default_factory=EncodeConfig)
 

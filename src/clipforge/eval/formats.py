@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.images import is_image_path
+from ..models.images import is_image_path
 from ..errors import InputError, NotFoundError
 from . import webdataset as wds
 from .caption_files import read_caption_json, read_parquet_table, read_sidecar_folder, read_text_table

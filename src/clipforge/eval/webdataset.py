@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.images import IMAGE_EXTENSIONS
+from ..models.images import IMAGE_EXTENSIONS
 from ..data.shards import iter_members
 from ..errors import InputError, NotFoundError
 from .dataset import CaptionedImage, ImageRef

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.decode_pool import decode_file
 from ..errors import CollectionError
 from ..paths import readable_path
 from .lock import write_lock
+from .reading import read_for_index
 from .store import Item
 
 _REPAIR_BATCH = 256
@@ -130,8 +130,7 @@ def _rebuild_rows(collection, lost_rows: np.ndarray, total: int, report: RepairR
         if texts:
             collection.vectors.overwrite(np.asarray(list(texts)), encoder.encode_texts(list(texts.values())))
         if pixels:
-            batch = encoder.preprocess.normalize(np.stack(list(pixels.values())))
-            collection.vectors.overwrite(np.asarray(list(pixels)), encoder.encode_pixels(batch))
+            collection.vectors.overwrite(np.asarray(list(pixels)), encoder.encode_decoded(list(pixels.values())))
         report.recovered += len(texts) + len(pixels)
         if on_progress:
             on_progress(min(start + _REPAIR_BATCH, len(rows)), len(rows))
@@ -145,7 +144,7 @@ def _intact_source(items: list[Item], preprocess) -> tuple[str | None, object]:
         if item.kind == "text" and item.text:
             return "text", item.text
         if item.kind == "image" and item.path:
-            decoded = decode_file(item.path, preprocess)
+            decoded = read_for_index(item.path, preprocess)
             if decoded.error is None and decoded.sha256 == item.sha256:  # the content it had when indexed
                 return "image", decoded.pixels
     return None, None

@@ -22,12 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
-from ..data.decode_pool import Decoded, decode_many
 from ..data.facts import current_signature
-from ..data.images import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, file_kind, is_image_path
+from ..models.images import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, file_kind, is_image_path
 from ..errors import InputError, NotFoundError
+from ..models.pipeline import decode_images
+from .reading import ReadImage, read_for_index
 from .store import NewItem
 
 log = logging.getLogger(__name__)
@@ -116,12 +116,12 @@ class _ImageBatcher:
     def __init__(self, collection, report: IndexReport, stats: dict[str, _FileStat], batch_size: int):
         self.collection, self.report, self.stats = collection, report, stats
         self.batch_size = batch_size
-        self.to_encode: list[Decoded] = []
-        self.reuse: list[tuple[Decoded, int | None]] = []  # None: same content as a file in this batch
-        self.failed: list[Decoded] = []
+        self.to_encode: list[ReadImage] = []
+        self.reuse: list[tuple[ReadImage, int | None]] = []  # None: same content as a file in this batch
+        self.failed: list[ReadImage] = []
         self.batch_hashes: set[str] = set()
 
-    def add(self, decoded: Decoded) -> None:
+    def add(self, decoded: ReadImage) -> None:
         if decoded.error:
             self.failed.append(decoded)
         else:
@@ -136,17 +136,17 @@ class _ImageBatcher:
         if len(self.to_encode) + len(self.reuse) + len(self.failed) >= self.batch_size:
             self.commit()
 
-    def _stat(self, decoded: Decoded) -> tuple[int, int]:
+    def _stat(self, decoded: ReadImage) -> tuple[int, int]:
         """(size, mtime) of what was read: a file changed since the scan is recorded as read."""
         if decoded.size is not None:
             return decoded.size, decoded.mtime_ns
-        listed = self.stats[decoded.path]
+        listed = self.stats[decoded.name]
         return listed.size, listed.mtime_ns
 
-    def _item(self, decoded: Decoded, row: int) -> NewItem:
+    def _item(self, decoded: ReadImage, row: int) -> NewItem:
         size, mtime_ns = self._stat(decoded)
         return NewItem(
-            kind="image", key=decoded.path, path=decoded.path, size=size, mtime_ns=mtime_ns,
+            kind="image", key=decoded.name, path=decoded.name, size=size, mtime_ns=mtime_ns,
             sha256=decoded.sha256, vector_row=row, metadata=decoded.metadata, meta_signature=decoded.meta_signature,
         )
 
@@ -156,19 +156,18 @@ class _ImageBatcher:
         collection, store = self.collection, self.collection.store
         items, rows_by_hash = [], {}
         if self.to_encode:
-            encoder = collection.encoder
-            pixels = encoder.preprocess.normalize(np.stack([d.pixels for d in self.to_encode]))
-            first = collection.append_vectors(encoder.encode_pixels(pixels))
+            vectors = collection.encoder.encode_decoded([d.pixels for d in self.to_encode], self.batch_size)
+            first = collection.append_vectors(vectors)
             for offset, decoded in enumerate(self.to_encode):
                 rows_by_hash[decoded.sha256] = first + offset
                 items.append(self._item(decoded, first + offset))
         items += [self._item(d, row if row is not None else rows_by_hash[d.sha256]) for d, row in self.reuse]
-        collection.commit(items, skipped=[(d.path, *self._stat(d), d.error) for d in self.failed],
+        collection.commit(items, skipped=[(d.name, *self._stat(d), d.error) for d in self.failed],
                           forget_skipped=[item.key for item in items])
         self.report.encoded += len(self.to_encode)
         self.report.reused += len(self.reuse)
         self.report.skipped += len(self.failed)
-        self.report.failures += [{"path": d.path, "reason": d.error} for d in self.failed]
+        self.report.failures += [{"path": d.name, "reason": d.error} for d in self.failed]
         self.to_encode, self.reuse, self.failed, self.batch_hashes = [], [], [], set()
 
 
@@ -221,9 +220,9 @@ def index_images(collection, sources: Sequence[Path], options: IngestOptions) ->
         batcher = _ImageBatcher(collection, report, stats, options.batch_size)
         encoder = collection.encoder if todo else None
         done = 0
-        for decoded in decode_many([f.path for f in todo], encoder.preprocess if encoder else None,
-                                   workers=options.workers, max_pixels=options.max_pixels,
-                                   max_bytes=options.max_bytes):
+        for decoded in decode_images([f.path for f in todo], encoder.preprocess if encoder else None,
+                                     read=read_for_index, workers=options.workers,
+                                     max_pixels=options.max_pixels, max_bytes=options.max_bytes):
             batcher.add(decoded)
             done += 1
             if options.on_progress:

@@ -13,7 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-from ..data.images import DEFAULT_MAX_FILE_BYTES
+from ..models.images import DEFAULT_MAX_FILE_BYTES
 from ..errors import NotFoundError
 
 

@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..data.decode_pool import Decoded, decode_many
+from ..models.pipeline import decode_images
 from .ingest import IndexReport, IngestOptions, _FileStat, _ImageBatcher
+from .reading import ReadImage, read_for_index
 from .store import Item, NewItem
 
 # Keys that describe the image itself: what a table or a caption says cannot change them.
@@ -54,9 +55,9 @@ class _ListedBatcher(_ImageBatcher):
         super().__init__(collection, report, stats, batch_size)
         self.listed = listed
 
-    def _item(self, decoded: Decoded, row: int) -> NewItem:
+    def _item(self, decoded: ReadImage, row: int) -> NewItem:
         item = super()._item(decoded, row)
-        entry = self.listed[decoded.path]  # the decode pool names a result by its source's name: the key
+        entry = self.listed[decoded.name]  # the decode pool names a result by its source's name: the key
         item.key = entry.key
         item.path = entry.source if entry.is_file else None  # only a local file can be served or re-read
         found = {k: v for k, v in item.metadata.items() if v is not None}  # a URL's size is unknown here
@@ -111,8 +112,9 @@ def index_listed(collection, listed: Sequence[Listed], options: IngestOptions, r
     encoder = collection.encoder if todo else None
     batcher = _ListedBatcher(collection, report, {entry.key: entry for entry in todo}, options.batch_size)
     done = 0
-    for decoded in decode_many([entry.source for entry in todo], encoder.preprocess if encoder else None,
-                               workers=options.workers, max_pixels=options.max_pixels, max_bytes=options.max_bytes):
+    for decoded in decode_images([entry.source for entry in todo], encoder.preprocess if encoder else None,
+                                 read=read_for_index, workers=options.workers,
+                                 max_pixels=options.max_pixels, max_bytes=options.max_bytes):
         batcher.add(decoded)
         done += 1
         if options.on_progress:

@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Sequence
 
-from ..data.images import is_image_path
+from ..models.images import is_image_path
 from ..data.shards import Member, expand_shards, iter_members
 from ..data.sources import ShardMemberSource
 from ..errors import InputError

@@ -1,4 +1,4 @@
-"""What every encoder backend shares, without torch: input checks and ``encode_images``.
+"""What every encoder backend shares, without torch: input checks and the image side of the API.
 
 A backend (torch in ``hf.py``, ONNX Runtime in ``onnx_encoder.py``) provides
 ``encode_texts`` and ``encode_pixels``; both return L2-normalised float32 arrays.
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from ..data.images import DEFAULT_MAX_PIXELS, decode_image
 from ..errors import InputError
+from .images import DEFAULT_MAX_PIXELS
 
 
 def text_list(texts: Sequence[str] | str) -> list[str]:
@@ -31,23 +31,33 @@ def unit_rows(features: np.ndarray) -> np.ndarray:
 
 
 class ImageEncoding:
-    """``encode_images`` for a backend that has ``preprocess``, ``dim`` and ``encode_pixels``."""
+    """The image side of the encoder API, for a backend that has ``preprocess``, ``dim`` and
+    ``encode_pixels``."""
 
     def encode_images(
         self,
         images: Sequence[Image.Image | str | os.PathLike] | Image.Image | str | os.PathLike,
         batch_size: int = 64,
+        *,
+        workers: int | None = None,
+        progress: bool | None = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> np.ndarray:
-        """Encode PIL images or image files. A file that cannot be decoded raises
-        ImageDecodeError; use a Collection to index many files with bad ones skipped."""
-        if isinstance(images, (str, os.PathLike, Image.Image)):
-            images = [images]  # one image, not the characters of its path
-        arrays = []
-        for image in images:
-            if not isinstance(image, Image.Image):
-                image = decode_image(image, max_pixels=max_pixels, draft_size=self.preprocess.draft_size)
-            arrays.append(self.preprocess.resize_crop(image))
-        if not arrays:
+        """Encode PIL images or image files, decoding files in ``workers`` processes (None: one
+        per core). A file that cannot be decoded raises ImageDecodeError; use a Collection to
+        index many files with bad ones skipped. ``progress``: None = a bar on a terminal."""
+        from .pipeline import encode_images
+
+        return encode_images(self, images, batch_size=batch_size, workers=workers, progress=progress,
+                             max_pixels=max_pixels)
+
+    def encode_decoded(self, pixels: Sequence[np.ndarray] | np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Encode uint8 HWC arrays at the model's input size, as ``pipeline.decode_images``
+        makes them. They are normalised a batch at a time: float32 is four times their size."""
+        if len(pixels) == 0:
             return np.zeros((0, self.dim), np.float32)
-        return self.encode_pixels(self.preprocess.normalize(np.stack(arrays)), batch_size=batch_size)
+        out = []
+        for start in range(0, len(pixels), batch_size):
+            chunk = np.stack(pixels[start : start + batch_size])
+            out.append(self.encode_pixels(self.preprocess.normalize(chunk), batch_size=batch_size))
+        return np.concatenate(out)

@@ -173,7 +173,7 @@ class Encoder(ImageEncoding):
     dtype: torch.dtype
     max_text_length: int
     dim: int = 0
-    text_memory: object = None  # the search.text_memory.TextMemory the model ships, if any
+    text_memory: object = None  # the models.text_memory.TextMemory the model ships, if any
 
     @property
     def precision(self) -> str:
@@ -214,7 +214,7 @@ class Encoder(ImageEncoding):
 
 
 def _shipped_text_memory(spec: ModelSpec, dim: int):
-    from ..search.text_memory import find_model_memory
+    from .text_memory import find_model_memory
 
     if spec.scheme == "builtin":
         from .builtin import builtin_dir

@@ -139,7 +139,7 @@ class OnnxEncoder(ImageEncoding):
 
 
 def _shipped_text_memory(spec: ModelSpec, folder: Path, dim: int):
-    from ..search.text_memory import find_model_memory
+    from .text_memory import find_model_memory
 
     memory = find_model_memory(folder, dim)
     if memory is not None:

@@ -64,11 +64,10 @@ class _TextTower(torch.nn.Module):
 
 def _probe_pixels(encoder: Encoder, images: Sequence[str], count: int = 16) -> np.ndarray:
     """Preprocessed probe images: the given files, or photo-like gradients with noise."""
-    from ..data.images import decode_image
+    from .pipeline import checked, decode_images
 
     if images:
-        arrays = [encoder.preprocess.resize_crop(decode_image(p, draft_size=encoder.preprocess.draft_size))
-                  for p in images]
+        arrays = [decoded.pixels for decoded in checked(decode_images(images, encoder.preprocess, workers=0))]
     else:
         rng = np.random.default_rng(0)
         h, w = encoder.preprocess.output_size
@@ -172,7 +171,7 @@ def export_onnx(spec: str, out: str | Path, int8: bool = False, probe_images: Se
                 _quantize(scratch / f"{tower}.onnx", scratch / f"{tower}_int8.onnx")
                 variants[tower]["int8"] = _measure(scratch / f"{tower}_int8.onnx", feeds[tower], references[tower])
         if encoder.text_memory is not None:
-            from ..search.text_memory import MEMORY_FILE
+            from .text_memory import MEMORY_FILE
 
             encoder.text_memory.save(scratch / MEMORY_FILE)
         manifest = {

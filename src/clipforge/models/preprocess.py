@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..data.images import to_rgb
+from .images import to_rgb
 from ..errors import ImageDecodeError
 
 # How many times the model input's area an image may cover once resized: ordinary photos and

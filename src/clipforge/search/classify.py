@@ -5,7 +5,7 @@ renormalised. An image is scored against every class vector by cosine similarity
 probabilities follow the checkpoint's own head: a softmax over labels for CLIP-style models,
 an independent sigmoid per label for SigLIP.
 
-A model that ships a text memory (``search.text_memory``) has its image vectors read
+A model that ships a text memory (``models.text_memory``) has its image vectors read
 through it first, unless the caller turns it off.
 """
 
@@ -99,7 +99,7 @@ def classify(
     """For each image (a path or PIL image), every label ranked from most to least likely.
     ``text_memory``: "auto" (the model's own, if it ships one), "off", a file, or a
     ``TextMemory``."""
-    from .text_memory import read_through, resolve_text_memory
+    from ..models.text_memory import read_through, resolve_text_memory
 
     labels = check_labels(labels)
     memory = resolve_text_memory(encoder, text_memory)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..data.images import DEFAULT_MAX_PIXELS, decode_bytes, read_bytes
+from ..models.images import DEFAULT_MAX_PIXELS, decode_bytes, read_bytes
 from ..errors import ImageDecodeError, InputError, NotFoundError
 
 ImageInput = str | os.PathLike | bytes | Image.Image

@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 from PIL import Image
 
-from ..data.images import decode_bytes
+from ..models.images import decode_bytes
 from ..errors import ImageDecodeError
 from ..index.item_files import unavailable
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.images import DEFAULT_MAX_PIXELS, decode_bytes
+from ..models.images import DEFAULT_MAX_PIXELS, decode_bytes
 from ..data.pairs import Pair, PairSet
 from ..models.hf import tokenize_texts
 from ..errors import ImageDecodeError, InputError

@@ -10,16 +10,15 @@ its older events past S.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
 from ..errors import InputError
+from ..progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +87,10 @@ class RunLog:
         drop_records_after(out / LOG_FILE, start_step)
         self.jsonl = open(out / LOG_FILE, "a", encoding="utf-8")
         self.tensorboard = _tensorboard_writer(out / "tensorboard", start_step)
-        console = Console(stderr=True)
-        self.progress = Progress(
-            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>7.1f} samples/s  loss {task.fields[loss]:.4f}"),
-            TimeRemainingColumn(), console=console, disable=not console.is_terminal,
-        )
-        self.task = self.progress.add_task("train", total=total_steps, completed=start_step, rate=0.0, loss=float("nan"))
-        self.progress.start()
+        self._bar = contextlib.ExitStack()
+        self.progress = self._bar.enter_context(progress_bar("train", unit="steps"))
+        self._total_steps, self._note = total_steps, ""
+        self.progress(start_step, total_steps)
 
     def write(self, record: dict) -> None:
         if not self.enabled:
@@ -113,12 +108,13 @@ class RunLog:
     def advance(self, step: int, samples_per_s: float | None = None, loss: float | None = None) -> None:
         if self.progress is None:
             return
-        fields = {k: v for k, v in (("rate", samples_per_s), ("loss", loss)) if v is not None}
-        self.progress.update(self.task, completed=step, **fields)
+        if samples_per_s is not None and loss is not None:
+            self._note = f"{samples_per_s:.1f} samples/s  loss {loss:.4f}"
+        self.progress(step, self._total_steps, note=self._note)
 
     def close(self) -> None:
         if self.progress is not None:
-            self.progress.stop()
+            self._bar.close()
         if self.tensorboard is not None:
             self.tensorboard.close()
         if self.jsonl is not None:

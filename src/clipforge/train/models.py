@@ -3,7 +3,6 @@ assembled from pretrained towers, with towers optionally locked (LiT)."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import logging
 from collections.abc import Iterable
@@ -14,9 +13,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import InputError, ModelLoadError, NotFoundError
+from ..errors import InputError, ModelLoadError
 from ..models import presets
 from ..models.hf import TEXT_POOLING_ATTR, pooled_features, load_parts, text_features, text_tower_features
+from ..models.packaged import resolve_tower
 from ..models.spec import parse_spec
 from .config import ModelConfig
 from .text_cache import TextFeatureCache
@@ -25,7 +25,6 @@ from .losses import CLIP_LOGIT_SCALE_INIT, SIGLIP_LOGIT_BIAS_INIT, SIGLIP_LOGIT_
 log = logging.getLogger(__name__)
 
 TOWERS = {"image": ("vision_model", "visual_projection"), "text": ("text_model", "text_projection")}
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 
 
 @dataclass
@@ -119,28 +118,6 @@ def _init_logit_params(model: nn.Module, arch: str) -> None:
             model.logit_bias.fill_(SIGLIP_LOGIT_BIAS_INIT)
         else:
             model.logit_scale.fill_(CLIP_LOGIT_SCALE_INIT)
-
-
-def resolve_tower(where: str) -> Path:
-    """``package:<distribution>`` (a pip package that carries a model) or a directory."""
-    if where.startswith("package:"):
-        return _package_model_dir(where[len("package:") :])
-    path = Path(where.removeprefix("hf:")).expanduser()
-    if not (path / "config.json").is_file():
-        raise NotFoundError(f"tower {where}: no model directory (config.json) there")
-    return path
-
-
-def _package_model_dir(name: str) -> Path:
-    try:
-        dist = importlib.metadata.distribution(name)
-    except importlib.metadata.PackageNotFoundError:
-        raise NotFoundError(f"tower package:{name}: package {name} is not installed") from None
-    files = [Path(dist.locate_file(f)) for f in dist.files or [] if f.name == "config.json"]
-    dirs = [f.parent for f in files if any((f.parent / w).is_file() for w in WEIGHT_FILES)]
-    if not dirs:
-        raise NotFoundError(f"tower package:{name}: the package holds no model directory")
-    return min(dirs, key=lambda d: len(d.parts))  # the outermost, if it ships several
 
 
 def _load_tower(path: Path, kind: str) -> nn.Module:

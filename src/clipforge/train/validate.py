@@ -1,8 +1,9 @@
 """Validation during training: image-text retrieval Recall@K on held-out pairs.
 
-Images are decoded once, with the eval-time preprocessing, and kept as uint8 arrays; each
-validation pass embeds them and every caption through the same ``Encoder`` code that
-``clipforge eval`` and indexing use, and scores them with ``clipforge.eval.retrieval``.
+Images are decoded once, by the image pipeline with the eval-time preprocessing, and kept
+as uint8 arrays; each validation pass embeds them and every caption through the same
+``Encoder`` code that ``clipforge eval`` and indexing use, and scores them with
+``clipforge.eval.retrieval``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data.images import decode_bytes
 from ..data.pairs import PairSet
-from ..errors import ImageDecodeError, InputError
+from ..errors import InputError
 from ..models.hf import Encoder, max_text_length_of
+from ..models.pipeline import decode_images
 from ..models.preprocess import ImagePreprocess
 from ..models.spec import ModelSpec
 from .models import TrainModel
@@ -36,14 +37,13 @@ class ValData:
 
 def load_val_data(pairs: PairSet, preprocess: ImagePreprocess, max_images: int) -> ValData:
     arrays, captions, owners, skipped = [], [], [], 0
-    for pair in pairs.pairs[:max_images]:
-        try:
-            image = decode_bytes(pair.image.read(), draft_size=preprocess.draft_size)
-        except ImageDecodeError as e:
-            log.warning("validation: skipped %s: %s", pair.image.name, e.reason)
+    chosen = pairs.pairs[:max_images]
+    for pair, decoded in zip(chosen, decode_images([pair.image for pair in chosen], preprocess)):
+        if decoded.error:
+            log.warning("validation: skipped %s: %s", pair.image.name, decoded.error)
             skipped += 1
             continue
-        arrays.append(preprocess.resize_crop(image))
+        arrays.append(decoded.pixels)
         captions.extend(pair.captions)
         owners.extend([len(arrays) - 1] * len(pair.captions))
     if len(arrays) < 2:
@@ -81,11 +81,7 @@ def recall_at_k(
     try:
         with autocast or nullcontext():
             text_emb = encoder.encode_texts(val.captions)
-            # Normalised float32 is 4x the uint8 cache: convert a chunk at a time.
-            image_emb = np.concatenate([
-                encoder.encode_pixels(encoder.preprocess.normalize(val.pixels[i : i + 256]))
-                for i in range(0, len(val.pixels), 256)
-            ])
+            image_emb = encoder.encode_decoded(val.pixels)
     finally:
         model.train(was_training)
     ranks = retrieval_ranks(text_emb, image_emb, val.caption_image)

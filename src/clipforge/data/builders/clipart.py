@@ -37,7 +37,7 @@ from pathlib import Path, PurePosixPath
 from PIL import Image, ImageOps
 
 from ...errors import ImageDecodeError, InputError
-from ..images import DEFAULT_MAX_PIXELS, decode_image
+from ...models.images import DEFAULT_MAX_PIXELS, decode_image
 from .clipart_meta import SvgMeta, read_svg_meta
 from .clipart_text import (
     clean_tags, clean_text, folder_words, humanize, pick_description, pick_title, title_from_meta,

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import InputError, NotFoundError
-from .pairs import TABLE_NAME
+from ..data.pairs import TABLE_NAME
 
 COLUMNS = ("image", "caption", "split", "label", "lang")
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, features
 
-from clipforge.data.images import (
+from clipforge.models.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
     decode_bytes,
@@ -351,7 +351,7 @@ def test_bomb_is_refused_from_the_header_without_allocating(tmp_path):
     script = textwrap.dedent(
         f"""
         import resource, sys
-        from clipforge.data.images import decode_image
+        from clipforge.models.images import decode_image
         from clipforge.errors import ImageDecodeError
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         try:

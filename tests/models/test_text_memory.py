@@ -8,7 +8,7 @@ import pytest
 from clipforge.errors import InputError, ModelLoadError, NotFoundError
 from clipforge.models import load_encoder
 from clipforge.search.classify import classify
-from clipforge.search.text_memory import MEMORY_FILE, TextMemory, resolve_text_memory
+from clipforge.models.text_memory import MEMORY_FILE, TextMemory, resolve_text_memory
 from conftest import make_photo
 
 

@@ -6,7 +6,7 @@
   the right variant, not just the right emoji.
 - ``clipart_test``: text to image over the clip-art test split, every caption a query.
 - ``emoji_groups``: zero-shot classification of the emoji test split into Unicode groups,
-  as the model classifies: through its text memory (``search.text_memory``), if it ships one.
+  as the model classifies: through its text memory (``models.text_memory``), if it ships one.
 - ``emoji_groups_prompts_only``: the same with the plain prompt classifier, as CLIP_benchmark
   computes zero-shot accuracy. No bar; reported beside the other.
 
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import ClassificationDataset, ImageRef, RetrievalDataset
-from .encode import encode_images
-from .evaluate import EvalResult, ZeroShotConfig, evaluate_retrieval, evaluate_zeroshot
-from .formats import load_retrieval_dataset
+from ..eval.dataset import ClassificationDataset, ImageRef, RetrievalDataset
+from ..eval.encode import encode_images
+from ..eval.evaluate import EvalResult, ZeroShotConfig, evaluate_retrieval, evaluate_zeroshot
+from ..eval.formats import load_retrieval_dataset
 
 # Group names as prompts: "an emoji of food & drink." reads better to a sentence encoder than
 # any photo template.
