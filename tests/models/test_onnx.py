@@ -15,8 +15,11 @@ from clipforge.errors import InputError, ModelLoadError, ModelMismatchError
 from clipforge.models import load_encoder
 from clipforge.models.comparable import comparable
 from clipforge.models.hf import tokenize_texts
-from clipforge.models.onnx_export import export_onnx
+from clipforge.models import onnx_runtimes
+from clipforge.models.encoding import unit_rows
+from clipforge.models.onnx_export import PROBE_TEXTS, export_onnx
 from clipforge.models.onnx_manifest import AGREEMENT_MIN_COSINE, MANIFEST, choose_variant
+from clipforge.models.pipeline import decode_images
 
 from conftest import make_photo
 
@@ -31,11 +34,11 @@ def photos(tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory, tiny_clip_dir, tiny_siglip_dir, tiny_dual_dir) -> dict[str, tuple[str, Path]]:
-    """family -> (source spec, export directory); the CLIP one with int8 variants."""
+    """family -> (source spec, export directory); the CLIP one with int8 and OpenVINO variants."""
     root = tmp_path_factory.mktemp("onnx-exports")
     made = {}
     for family, folder in (("clip", tiny_clip_dir), ("siglip", tiny_siglip_dir), ("dual", tiny_dual_dir)):
-        export_onnx(f"hf:{folder}", root / family, int8=family == "clip")
+        export_onnx(f"hf:{folder}", root / family, int8=family == "clip", openvino=family == "clip")
         made[family] = (f"hf:{folder}", root / family)
     return made
 
@@ -71,7 +74,7 @@ def test_int8_agrees_within_the_tolerance_and_retrieves_the_same(exports, photos
     source, out = exports["clip"]
     fp32 = load_encoder(source, device="cpu", precision="fp32")
     int8 = load_encoder(f"onnx:{out}", precision="int8")
-    assert int8.variants == {"image": "int8", "text": "int8"}
+    assert all(name.endswith("int8") for name in int8.variants.values()), int8.variants
     image_fp32, image_int8 = fp32.encode_images(photos), int8.encode_images(photos)
     assert _cosines(image_int8, image_fp32).min() >= AGREEMENT_MIN_COSINE
     assert _cosines(int8.encode_texts(TEXTS), fp32.encode_texts(TEXTS)).min() >= AGREEMENT_MIN_COSINE
@@ -90,18 +93,89 @@ def test_manifest_records_speed_and_agreement(exports):
     assert manifest["source_fingerprint"].startswith("sha256:")
 
 
-def test_auto_picks_the_fastest_variant_that_agrees():
-    def manifest(int8_speed: float, int8_cosine: float) -> dict:
-        variants = {"fp32": {"items_per_s": 10.0, "cosine_min": 1.0},
-                    "int8": {"items_per_s": int8_speed, "cosine_min": int8_cosine}}
-        return {"variants": {"image": variants}}
+def _manifest(int8_speed: float, int8_cosine: float, openvino_speed: float = 0.0) -> dict:
+    variants = {"fp32": {"items_per_s": 10.0, "cosine_min": 1.0},
+                "int8": {"items_per_s": int8_speed, "cosine_min": int8_cosine}}
+    if openvino_speed:
+        variants["openvino-int8"] = {"items_per_s": openvino_speed, "cosine_min": 0.999, "runtime": "openvino"}
+    return {"variants": {"image": variants}}
 
-    assert choose_variant("s", manifest(30.0, 0.999), "image", "auto") == "int8"
-    assert choose_variant("s", manifest(5.0, 0.999), "image", "auto") == "fp32"  # slower: not worth it
-    assert choose_variant("s", manifest(30.0, AGREEMENT_MIN_COSINE - 0.01), "image", "auto") == "fp32"
-    assert choose_variant("s", manifest(30.0, 0.5), "image", "int8") == "int8"  # asked for by name
-    with pytest.raises(InputError, match="fp32 or int8, not bf16"):
-        choose_variant("s", manifest(30.0, 0.999), "image", "bf16")
+
+def test_auto_picks_the_fastest_variant_that_agrees():
+    assert choose_variant("s", _manifest(30.0, 0.999), "image", "auto") == "int8"
+    assert choose_variant("s", _manifest(5.0, 0.999), "image", "auto") == "fp32"  # slower: not worth it
+    assert choose_variant("s", _manifest(30.0, AGREEMENT_MIN_COSINE - 0.01), "image", "auto") == "fp32"
+    assert choose_variant("s", _manifest(30.0, 0.5), "image", "int8") == "int8"  # asked for by name
+    assert choose_variant("s", _manifest(30.0, 0.5, 40.0), "image", "int8") == "openvino-int8"
+    assert choose_variant("s", _manifest(50.0, 0.999, 40.0), "image", "int8") == "int8"
+    assert choose_variant("s", _manifest(30.0, 0.999, 40.0), "image", "auto") == "openvino-int8"
+    assert choose_variant("s", _manifest(30.0, 0.999, 40.0), "image", "int8") == "openvino-int8"
+    assert choose_variant("s", _manifest(30.0, 0.999, 40.0), "image", "fp32") == "fp32"
+    with pytest.raises(InputError, match="no bf16 image model.*--openvino"):
+        choose_variant("s", _manifest(30.0, 0.999), "image", "bf16")
+    with pytest.raises(InputError, match="fp32, int8 or bf16, not fp16"):
+        choose_variant("s", _manifest(30.0, 0.999), "image", "fp16")
+
+
+def test_without_openvino_its_variants_are_passed_over(monkeypatch):
+    monkeypatch.setattr(onnx_runtimes, "available", lambda runtime: runtime != "openvino")
+    assert choose_variant("s", _manifest(30.0, 0.999, 40.0), "image", "auto") == "int8"
+    assert choose_variant("s", _manifest(30.0, 0.999, 40.0), "image", "int8") == "int8"
+    only_openvino = {"variants": {"image": {"fp32": {"items_per_s": 1.0, "cosine_min": 1.0},
+                                            "openvino-bf16": {"items_per_s": 2.0, "cosine_min": 1.0,
+                                                              "runtime": "openvino"}}}}
+    with pytest.raises(InputError, match="run on OpenVINO, which is not installed: pip install"):
+        choose_variant("s", only_openvino, "image", "bf16")
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8", "openvino-int8", "openvino-bf16"])
+def test_every_variant_runs_as_measured(exports, photos, variant):
+    """Through the runner the encoder uses: photos and texts the export never saw agree with
+    torch fp32 about as well as its probes did, and each photo finds itself."""
+    source, out = exports["clip"]
+    measured = json.loads((out / MANIFEST).read_text())["variants"]
+    fp32 = load_encoder(source, device="cpu", precision="fp32")
+    pixels = fp32.preprocess.normalize(np.stack([d.pixels for d in decode_images(photos, fp32.preprocess)]))
+    texts = TEXTS + PROBE_TEXTS
+    feeds = {"image": {"pixel_values": pixels}, "text": load_encoder(f"onnx:{out}", precision="fp32")._feeds(texts)}
+    expected = {"image": fp32.encode_images(photos), "text": fp32.encode_texts(texts)}
+    for tower in ("image", "text"):
+        if variant not in measured[tower]:
+            continue  # left out of the export: test_variants_that_disagree_are_left_out
+        v = measured[tower][variant]
+        vectors = unit_rows(onnx_runtimes.open_runner(f"onnx:{out}", out / v["file"], "cpu", v)(feeds[tower]))
+        assert _cosines(vectors, expected[tower]).min() >= min(v["cosine_min"], 0.999) - 0.02, tower
+        if v["cosine_min"] >= AGREEMENT_MIN_COSINE and tower == "image":
+            assert (vectors @ expected[tower].T).argmax(axis=1).tolist() == list(range(len(photos)))
+
+
+def test_variants_that_disagree_are_left_out(exports, tiny_clip_spec, tmp_path, monkeypatch):
+    manifest = json.loads((exports["clip"][1] / MANIFEST).read_text())
+    kept = [v for found in manifest["variants"].values() for v in found.values()]
+    assert all(v["cosine_min"] >= AGREEMENT_MIN_COSINE for v in kept)
+    # Make the int8 models disagree: they are measured, reported and left out, their files gone.
+    from clipforge.models import onnx_export
+
+    measure = onnx_export._measure
+    monkeypatch.setattr(onnx_export, "_measure", lambda *a: {
+        **measure(*a), **({"cosine_min": 0.5} if a[1].name.endswith("_int8.onnx") else {})})
+    out = tmp_path / "lossy"
+    made = export_onnx(tiny_clip_spec, out, int8=True)
+    assert set(made["dropped"]["image"]) == {"int8"} and made["dropped"]["image"]["int8"]["cosine_min"] == 0.5
+    assert set(made["variants"]["image"]) == {"fp32"} and not (out / "image_int8.onnx").exists()
+    with pytest.raises(InputError, match="left out its int8 image model: its lowest cosine to fp32, 0.5, is below"):
+        load_encoder(f"onnx:{out}", precision="int8")
+    assert comparable(tiny_clip_spec, None, f"onnx:{out}")
+
+
+def test_openvino_variants_are_picked_by_precision(exports):
+    out = exports["clip"][1]
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert load_encoder(f"onnx:{out}", precision="bf16").variants == {"image": "openvino-bf16", "text": "openvino-bf16"}
+    chosen = load_encoder(f"onnx:{out}", precision="int8").variants["image"]
+    fastest = max(("int8", "openvino-int8"), key=lambda n: manifest["variants"]["image"][n]["items_per_s"])
+    assert chosen == fastest
+    assert manifest["calibration"]["images"] > 0 and manifest["calibration"]["from_files"] is False
 
 
 def test_int8_without_an_int8_export_is_refused(exports):
@@ -171,7 +245,9 @@ def test_an_export_below_the_tolerance_is_not_comparable(exports, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     manifest = json.loads((copy / MANIFEST).read_text())
-    manifest["variants"]["image"]["int8"]["cosine_min"] = AGREEMENT_MIN_COSINE - 0.05
+    for name, variant in manifest["variants"]["image"].items():  # as an export of an earlier version kept them
+        if name != "fp32":
+            variant["cosine_min"] = AGREEMENT_MIN_COSINE - 0.05
     (copy / MANIFEST).write_text(json.dumps(manifest))
     assert not comparable(source, None, f"onnx:{copy}")
     assert load_encoder(f"onnx:{copy}").variants["image"] == "fp32"  # nor does auto run it

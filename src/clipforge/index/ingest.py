@@ -120,8 +120,12 @@ class _ImageBatcher:
         self.reuse: list[tuple[ReadImage, int | None]] = []  # None: same content as a file in this batch
         self.failed: list[ReadImage] = []
         self.batch_hashes: set[str] = set()
+        self.started = False
 
     def add(self, decoded: ReadImage) -> None:
+        if not self.started:  # the decode workers are running by now: load the model beside them
+            self.collection.encoder.warm_up()
+            self.started = True
         if decoded.error:
             self.failed.append(decoded)
         else:

@@ -51,6 +51,10 @@ class ImageEncoding:
         return encode_images(self, images, batch_size=batch_size, workers=workers, progress=progress,
                              max_pixels=max_pixels)
 
+    def warm_up(self) -> None:
+        """Get ready to encode images soon (a backend that loads its image model lazily starts
+        loading it); returns at once."""
+
     def encode_decoded(self, pixels: Sequence[np.ndarray] | np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Encode uint8 HWC arrays at the model's input size, as ``pipeline.decode_images``
         makes them. They are normalised a batch at a time: float32 is four times their size."""

@@ -1,4 +1,4 @@
-"""``onnx:<dir>``: an export of ``clipforge export onnx``, run by ONNX Runtime, without torch.
+"""``onnx:<dir>``: an export of ``clipforge export onnx``, run by ONNX Runtime or OpenVINO, without torch.
 
 It takes the same inputs as the model it was exported from: the same ``ImagePreprocess``
 (read from the manifest), the same tokenizer (its ``tokenizer.json``, through the
@@ -18,35 +18,11 @@ import numpy as np
 from ..errors import InputError, ModelLoadError
 from .encoding import ImageEncoding, text_list, unit_rows
 from .onnx_manifest import TOWERS, choose_variant, read_manifest
+from .onnx_runtimes import open_runner
 from .preprocess import ImagePreprocess
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
-
-
-def _session(spec: ModelSpec, path: Path, device: str):
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise ModelLoadError(f"{spec}: ONNX Runtime is not installed: pip install 'clipforge[onnx]'") from None
-    providers = ["CPUExecutionProvider"]
-    if device == "cuda":
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise InputError(f"{spec}: device 'cuda' asked for, but this ONNX Runtime has no CUDA provider")
-        providers.insert(0, "CUDAExecutionProvider")
-    elif device not in ("auto", "cpu"):
-        raise InputError(f"{spec}: ONNX exports run on cpu or cuda, not {device}")
-    if not path.is_file():
-        raise ModelLoadError(f"{spec}: {path.name} is missing from the export")
-    options = ort.SessionOptions()
-    # ONNX Runtime's threads spin while they wait for work by default: in indexing, the decode
-    # workers share the cores with them and would lose that time.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
-    except Exception as e:  # ONNX Runtime raises its own Fail/InvalidProtobuf/... kinds
-        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        raise ModelLoadError(f"{spec}: cannot load {path.name}: {first}") from None
 
 
 def _tokenizer(spec: ModelSpec, folder: Path, settings: dict):
@@ -85,25 +61,41 @@ class OnnxEncoder(ImageEncoding):
         self.logit_bias = None if manifest.get("logit_bias") is None else float(manifest["logit_bias"])
         self.text_inputs = list(manifest["text_inputs"])
         self.variants = {tower: choose_variant(spec, manifest, tower, precision) for tower in TOWERS}
-        # Each tower's session is made when first used: a text query never pays for loading
+        # Each tower's runner is made when first used: a text query never pays for loading
         # the image tower (most of a ViT-B/32 command's start-up). Files are checked now.
-        self._files = {tower: folder / manifest["variants"][tower][name]["file"] for tower, name in self.variants.items()}
+        self._chosen = {tower: manifest["variants"][tower][name] for tower, name in self.variants.items()}
+        self._files = {tower: folder / variant["file"] for tower, variant in self._chosen.items()}
         for file in self._files.values():
             if not file.is_file():
                 raise ModelLoadError(f"{spec}: {file.name} is missing from the export")
         if device not in ("auto", "cpu", "cuda"):
             raise InputError(f"{spec}: ONNX exports run on cpu or cuda, not {device}")
         self._device, self.device = device, "cuda" if device == "cuda" else "cpu"
-        self._sessions: dict = {}
-        self._sessions_lock = threading.Lock()
+        self._runners: dict = {}
+        self._runners_lock = threading.Lock()
         self.tokenizer = _tokenizer(spec, folder, manifest["tokenizer"])
         self.text_memory = _shipped_text_memory(spec, folder, self.dim)
 
-    def _session(self, tower: str):
-        with self._sessions_lock:
-            if tower not in self._sessions:
-                self._sessions[tower] = _session(self.spec, self._files[tower], self._device)
-            return self._sessions[tower]
+    def _runner(self, tower: str):
+        with self._runners_lock:
+            if tower not in self._runners:
+                self._runners[tower] = open_runner(self.spec, self._files[tower], self._device, self._chosen[tower])
+            return self._runners[tower]
+
+    def _run(self, tower: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self._runner(tower)(feeds)
+
+    def warm_up(self) -> None:
+        """Load the image tower in the background (the first ``encode_pixels`` waits for it):
+        indexing calls this once its decode workers have started, so that loading overlaps
+        decoding the first batch."""
+        def load() -> None:
+            try:
+                self._runner("image")
+            except Exception:  # noqa: BLE001 - the first encode_pixels raises it again, in its caller
+                pass
+
+        threading.Thread(target=load, name="onnx-warm-up", daemon=True).start()
 
     @property
     def precision(self) -> str:
@@ -123,7 +115,7 @@ class OnnxEncoder(ImageEncoding):
         texts = text_list(texts)
         out = [np.zeros((0, self.dim), np.float32)]
         for start in range(0, len(texts), batch_size):
-            features = self._session("text").run(None, self._feeds(texts[start : start + batch_size]))[0]
+            features = self._run("text", self._feeds(texts[start : start + batch_size]))
             out.append(unit_rows(features))
         return np.ascontiguousarray(np.concatenate(out))
 
@@ -133,7 +125,7 @@ class OnnxEncoder(ImageEncoding):
         out = [np.zeros((0, self.dim), np.float32)]
         for start in range(0, len(pixels), batch_size):
             chunk = np.ascontiguousarray(pixels[start : start + batch_size])
-            out.append(unit_rows(self._session("image").run(None, {"pixel_values": chunk})[0]))
+            out.append(unit_rows(self._run("image", {"pixel_values": chunk})))
         vectors = np.ascontiguousarray(np.concatenate(out))
         return vectors if self.text_memory is None else self.text_memory.blend(vectors)
 
@@ -149,6 +141,6 @@ def _shipped_text_memory(spec: ModelSpec, folder: Path, dim: int):
 
 def load_onnx_encoder(spec: ModelSpec, device: str = "auto", precision: str = "auto") -> OnnxEncoder:
     encoder = OnnxEncoder(spec, device=device, precision=precision)
-    log.info("loaded %s (%s, dim %d) with ONNX Runtime: image %s, text %s", spec, encoder.family, encoder.dim,
+    log.info("loaded %s (%s, dim %d) as an ONNX export: image %s, text %s", spec, encoder.family, encoder.dim,
              encoder.variants["image"], encoder.variants["text"])
     return encoder

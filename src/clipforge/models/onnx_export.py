@@ -9,7 +9,9 @@ variant's measured speed and agreement with the torch fp32 model.
 
 int8 is ONNX Runtime's dynamic quantisation of the matrix products (weights int8 per channel,
 activations quantised on the fly): it needs no calibration images and, on CPUs with VNNI,
-runs the transformer layers' int8 kernels.
+runs the transformer layers' int8 kernels. ``--openvino`` adds OpenVINO's variants
+(``openvino_export``): static int8, calibrated, and bf16. Every variant is measured through the
+runner the encoder uses (``onnx_runtimes``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from .convert import unused_dir, written_whole
 from .encoding import unit_rows
 from .fingerprint import model_fingerprint
 from .hf import Encoder, load_hf_encoder, pooled_features, text_features, tokenize_texts
-from .onnx_manifest import FORMAT, MANIFEST, agrees
+from .onnx_manifest import AGREEMENT_MIN_COSINE, FORMAT, MANIFEST, TOWERS, agrees
+from .onnx_runtimes import open_runner
 from .spec import parse_spec
 
 log = logging.getLogger(__name__)
@@ -62,14 +65,14 @@ class _TextTower(torch.nn.Module):
         return text_features(self.model, **dict(zip(self.names, inputs)))
 
 
-def _probe_pixels(encoder: Encoder, images: Sequence[str], count: int = 16) -> np.ndarray:
+def _probe_pixels(encoder: Encoder, images: Sequence[str], count: int = 16, seed: int = 0) -> np.ndarray:
     """Preprocessed probe images: the given files, or photo-like gradients with noise."""
     from .pipeline import checked, decode_images
 
     if images:
         arrays = [decoded.pixels for decoded in checked(decode_images(images, encoder.preprocess, workers=0))]
     else:
-        rng = np.random.default_rng(0)
+        rng = np.random.default_rng(seed)
         h, w = encoder.preprocess.output_size
         arrays = []
         for _ in range(count):
@@ -110,19 +113,47 @@ def _quantize(fp32: Path, int8: Path) -> None:
         logging.getLogger().removeFilter(quiet)
 
 
-def _measure(path: Path, feeds: dict[str, np.ndarray], reference: np.ndarray) -> dict:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    session.run(None, feeds)  # warm-up
+def _measure(spec, path: Path, variant: dict, feeds: dict[str, np.ndarray], reference: np.ndarray) -> dict:
+    """``variant`` with its speed and its agreement with ``reference``, run as the encoder runs it."""
+    run = open_runner(spec, path, "cpu", variant)
+    run(feeds)  # warm-up
     runs, start = 0, time.perf_counter()
     while runs < 2 or time.perf_counter() - start < 1.0:
-        features = session.run(None, feeds)[0]
+        features = run(feeds)
         runs += 1
     seconds = (time.perf_counter() - start) / runs
     cosine = (unit_rows(features) * unit_rows(reference)).sum(axis=1)
-    return {"file": path.name, "items_per_s": round(len(reference) / seconds, 2),
+    return {**variant, "items_per_s": round(len(reference) / seconds, 2),
             "cosine_min": round(float(cosine.min()), 6), "cosine_mean": round(float(cosine.mean()), 6)}
+
+
+def _keep_agreeing(measured: dict[str, dict], folder: Path) -> tuple[dict, dict]:
+    """(variants, dropped): a variant whose vectors do not agree with fp32's within the
+    tolerance is left out of the export, its files deleted, so that every variant an export
+    holds gives vectors comparable with its source's (``models.comparable``)."""
+    variants = {tower: {n: v for n, v in found.items() if n == "fp32" or agrees(v)} for tower, found in measured.items()}
+    dropped = {tower: {n: v for n, v in found.items() if n not in variants[tower]} for tower, found in measured.items()}
+    kept_files = {v["file"] for found in variants.values() for v in found.values()}
+    for found in dropped.values():
+        for v in found.values():
+            if v["file"] not in kept_files:
+                (folder / v["file"]).unlink(missing_ok=True)
+                (folder / v["file"]).with_suffix(".bin").unlink(missing_ok=True)  # an OpenVINO model's weights
+    return variants, {tower: found for tower, found in dropped.items() if found}
+
+
+def _calibration(encoder: Encoder, images: Sequence[str], names: list[str]) -> dict[str, list[dict]]:
+    """Single-item feeds per tower for static quantisation: other inputs than the probes."""
+    from .openvino_export import CALIBRATION_TEXTS
+
+    pixels = _probe_pixels(encoder, images, count=48, seed=1)
+    texts = tokenize_texts(encoder.tokenizer, encoder.family, CALIBRATION_TEXTS, encoder.max_text_length)
+    lengths = texts["attention_mask"].sum(dim=1) if "attention_mask" in texts else None
+    text_feeds = []
+    for i in range(len(CALIBRATION_TEXTS)):
+        end = int(lengths[i]) if lengths is not None else None  # each caption at its own length
+        text_feeds.append({name: texts[name][i : i + 1, :end].numpy() for name in names})
+    return {"image": [{"pixel_values": pixels[i : i + 1]} for i in range(len(pixels))], "text": text_feeds}
 
 
 def _tokenizer_settings(encoder: Encoder, out: Path) -> dict:
@@ -141,11 +172,19 @@ def _tokenizer_settings(encoder: Encoder, out: Path) -> dict:
     }
 
 
-def export_onnx(spec: str, out: str | Path, int8: bool = False, probe_images: Sequence[str] = ()) -> dict:
-    """Export ``spec``'s towers to the new directory ``out``; returns the manifest written."""
+def export_onnx(spec: str, out: str | Path, int8: bool = False, probe_images: Sequence[str] = (),
+                openvino: bool = False, calibration_images: Sequence[str] = ()) -> dict:
+    """Export ``spec``'s towers to the new directory ``out``; returns the manifest written.
+
+    ``openvino`` adds the OpenVINO variants (``openvino_export``), quantised on
+    ``calibration_images`` (default: synthetic photo-like images other than the probes)."""
     parsed = parse_spec(spec)
     if parsed.scheme == "onnx":
         raise InputError(f"{spec} is already an ONNX export")
+    if openvino:
+        from .openvino_export import require_openvino, variants as openvino_variants
+
+        require_openvino()
     out = unused_dir(out)
     encoder = load_hf_encoder(parsed, device="cpu", precision="fp32")  # a copy of its own: it is changed below
     model = encoder.model
@@ -164,12 +203,17 @@ def export_onnx(spec: str, out: str | Path, int8: bool = False, probe_images: Se
                 {"pixel_values": {0: "batch"}})
         _export(_TextTower(model, names), tuple(v[:2] for v in text_inputs.values()), scratch / "text.onnx", names,
                 {name: {0: "batch", 1: "tokens"} for name in names})
-        variants = {}
-        for tower in ("image", "text"):
-            variants[tower] = {"fp32": _measure(scratch / f"{tower}.onnx", feeds[tower], references[tower])}
+        written = {tower: {"fp32": {"file": f"{tower}.onnx"}} for tower in TOWERS}
+        calibration = _calibration(encoder, calibration_images, names) if openvino else {}
+        for tower in TOWERS:
             if int8:
                 _quantize(scratch / f"{tower}.onnx", scratch / f"{tower}_int8.onnx")
-                variants[tower]["int8"] = _measure(scratch / f"{tower}_int8.onnx", feeds[tower], references[tower])
+                written[tower]["int8"] = {"file": f"{tower}_int8.onnx"}
+            if openvino:
+                written[tower].update(openvino_variants(tower, scratch, calibration[tower]))
+        measured = {tower: {name: _measure(parsed, scratch / v["file"], v, feeds[tower], references[tower])
+                            for name, v in found.items()} for tower, found in written.items()}
+        variants, dropped = _keep_agreeing(measured, scratch)
         if encoder.text_memory is not None:
             from .text_memory import MEMORY_FILE
 
@@ -186,11 +230,17 @@ def export_onnx(spec: str, out: str | Path, int8: bool = False, probe_images: Se
             "tokenizer": _tokenizer_settings(encoder, scratch),
             "preprocess": dataclasses.asdict(encoder.preprocess),
             "probes": {"images": len(pixels), "texts": len(PROBE_TEXTS), "from_files": bool(probe_images)},
+            "calibration": {"images": len(calibration["image"]), "texts": len(calibration["text"]),
+                            "from_files": bool(calibration_images)} if openvino else None,
             "variants": variants,
+            "dropped": dropped,
         }
         (scratch / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     for tower, found in variants.items():
         for name, v in found.items():
-            log.info("%s %s: %.1f/s, cosine to torch fp32 min %.5f%s", tower, name, v["items_per_s"], v["cosine_min"],
-                     "" if agrees(v) else " (below the tolerance: auto will not pick it)")
+            log.info("%s %s: %.1f/s, cosine to torch fp32 min %.5f", tower, name, v["items_per_s"], v["cosine_min"])
+    for tower, found in dropped.items():
+        for name, v in found.items():
+            log.warning("%s %s left out: its lowest cosine to torch fp32, %.5f, is below %s", tower, name,
+                        v["cosine_min"], AGREEMENT_MIN_COSINE)
     return manifest
