@@ -1,12 +1,14 @@
 """End-to-end indexing throughput against model-only throughput, per runtime, measured in one run.
 
     python benchmarks/embed_throughput.py [--n 300] [--photos DIR] [--preset base]
-                                          [--runtimes torch-fp32,torch-bf16,onnx-fp32,onnx-int8]
+                                          [--runtimes torch-fp32,torch-bf16,onnx-fp32,onnx-int8,onnx-bf16,onnx-auto]
+    python benchmarks/embed_throughput.py --rclip WORKDIR [--rounds 3]     # beside rclip: rclip_peer.py
 
 Makes (or takes) a folder of photo-like JPEGs, a third each at 640x480, 1600x1200 and
 4032x3024, and a randomly initialised model of the chosen preset ("base" has the shape of
-ViT-B/32), exported to ONNX (fp32 and dynamic int8) in the same run. It then measures, in
-this one process, for each runtime:
+ViT-B/32), exported to ONNX (fp32, dynamic int8 and, where OpenVINO and NNCF are installed,
+OpenVINO's int8 and bf16) in the same run. It then measures, in this one process, for each
+runtime (an ``onnx-*`` precision runs the export's fastest variant of it):
 
 1. model only: ``encode_pixels`` on already-decoded, already-normalised tensors;
 2. end to end: ``Collection.add_images`` into a fresh collection (decode pool, encoder,
@@ -24,6 +26,7 @@ model-only and the ratio to that ceiling are printed.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import tempfile
@@ -89,7 +92,7 @@ def end_to_end(photos: Path, spec: str, precision: str, batch_size: int, workers
 
 
 RUNTIMES = {"torch-fp32": ("hf", "fp32"), "torch-bf16": ("hf", "bf16"), "onnx-fp32": ("onnx", "fp32"),
-            "onnx-int8": ("onnx", "int8")}
+            "onnx-int8": ("onnx", "int8"), "onnx-bf16": ("onnx", "bf16"), "onnx-auto": ("onnx", "auto")}
 
 
 def agreement(encoder, baseline: np.ndarray, paths: list[Path]) -> tuple[float, float]:
@@ -108,7 +111,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="model-only rounds over all runtimes (median kept)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=None, help="decode processes (default: one per core)")
+    parser.add_argument("--rclip", type=Path, metavar="WORKDIR",
+                        help="instead: whole-process indexing beside rclip, from ../shared/bench/peers/setup.sh WORKDIR")
     args = parser.parse_args()
+    if args.rclip:
+        from rclip_peer import side_by_side
+
+        side_by_side(args.rclip.resolve(), args.rounds, [sys.executable, "-m", "clipforge"])
+        return
     wanted = ["torch-fp32"] + [r for r in dict.fromkeys(args.runtimes.split(",")) if r and r != "torch-fp32"]
     unknown = [r for r in wanted if r not in RUNTIMES]
     if unknown:
@@ -124,6 +134,10 @@ def main() -> None:
     if "torch-bf16" in wanted and not cpu_has_native_bf16():
         print("torch-bf16 skipped: this CPU has no native bf16", file=sys.stderr)
         wanted.remove("torch-bf16")
+    openvino = all(importlib.util.find_spec(m) for m in ("openvino", "nncf"))
+    if "onnx-bf16" in wanted and not openvino:
+        print("onnx-bf16 skipped: it runs on OpenVINO, which is not installed", file=sys.stderr)
+        wanted.remove("onnx-bf16")
     cores = len(os.sched_getaffinity(0))
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,13 +150,16 @@ def main() -> None:
         model_dir = build_random_clip(Path(tmp) / "model", args.preset)
         specs = {"hf": f"hf:{model_dir}", "onnx": f"onnx:{Path(tmp) / 'onnx'}"}
         if any(r.startswith("onnx") for r in wanted):
-            print("exporting to ONNX (fp32 and int8) ...", file=sys.stderr)
+            print("exporting to ONNX (fp32 and int8, and OpenVINO's where installed) ...", file=sys.stderr)
             started = time.perf_counter()
-            export_onnx(specs["hf"], Path(tmp) / "onnx", int8=True)
+            export_onnx(specs["hf"], Path(tmp) / "onnx", int8=True, openvino=openvino)
             print(f"export took {time.perf_counter() - started:.0f} s", file=sys.stderr)
         threads = torch.get_num_threads()
         sample = paths[:32]
         encoders = {r: load_encoder(specs[RUNTIMES[r][0]], precision=RUNTIMES[r][1]) for r in wanted}
+        for runtime, encoder in encoders.items():
+            if RUNTIMES[runtime][0] == "onnx":
+                print(f"{runtime} runs the export's {encoder.variants['image']}", file=sys.stderr)
         baseline = encoders["torch-fp32"].encode_images(sample)
         # Model-only rates in rounds that take the runtimes in turn, the median kept: a load
         # that comes and goes on a shared machine then falls on every runtime alike.

@@ -1,13 +1,22 @@
 """Text search under load, with query batching on and off, measured in one run.
 
     python benchmarks/serve_load.py [--preset base] [--requests 240] [--concurrency 1 8 32]
+    python benchmarks/serve_load.py --model builtin:demo --items 100000 --query-model onnx \
+                                    --client wrk --seconds 30 --concurrency 32
 
 Builds a randomly initialised model of the preset ("base" has the shape of ViT-B/32; "small"
 and "tiny" are quicker), indexes a small collection of generated photos with it, then starts
 ``clipforge serve`` twice as a separate process on loopback: with text query batching (the
 default) and with ``--no-batching`` (the baseline). Against each it sends a bounded number
 of ``POST /search`` text queries at each concurrency and prints QPS, p50 and p99 latency,
-and the batched/unbatched ratios.
+and the batched/unbatched ratios. Every query is a distinct text.
+
+``--model SPEC --items N`` serves instead a collection of that model holding N imported
+random unit vectors (builtin:demo has a MiniLM-L6 text tower); ``--query-model onnx`` exports
+the model (int8, and OpenVINO's variants where installed) and keeps the export as the
+collection's query model. ``--client wrk`` loads the server with wrk (Debian's ``wrk``; one
+thread, a Lua script making each query distinct) for ``--seconds``, instead of the Python
+client: wrk costs the shared cores far less, so more of them is left to the server.
 
 The client runs on the same machine as the server and takes some of the same cores; both
 modes pay that equally.
@@ -17,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -48,6 +59,60 @@ def make_collection(root: Path, preset: str, n_images: int) -> Path:
     with Collection.create(root / "pics", model=f"hf:{model}") as collection:
         collection.add_images([photos])
     return root / "pics"
+
+
+def make_vector_collection(root: Path, model: str, items: int, query_model: str | None) -> Path:
+    """A collection of ``model`` holding ``items`` imported random unit vectors as images."""
+    from import_embeddings import write_layout
+
+    from clipforge.index.collection import Collection
+
+    with Collection.create(root / "pics", model=model) as collection:
+        write_layout(root / "emb", items, collection.dim)
+        for folder in ("text_emb",):  # image items only: text search over images
+            for f in (root / "emb" / folder).iterdir():
+                f.unlink()
+            (root / "emb" / folder).rmdir()
+        collection.import_embeddings(root / "emb", check_model_vectors=False)
+        if query_model == "onnx":
+            from clipforge.models.onnx_export import export_onnx
+
+            openvino = all(importlib.util.find_spec(m) for m in ("openvino", "nncf"))
+            export_onnx(model, root / "export", int8=True, openvino=openvino)
+            collection.set_query_model(f"onnx:{root / 'export'}")
+            print(f"query model: onnx:{root / 'export'} (text variant "
+                  f"{collection.query_encoder.variants['text']})", flush=True)
+    return root / "pics"
+
+
+WRK_SCRIPT = """
+local words = {%s}
+local n = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  n = n + 1
+  local a, b, c = words[n %% #words + 1], words[(n * 7) %% #words + 1], words[(n * 13) %% #words + 1]
+  return wrk.format(nil, "/search", nil, string.format('{"text": "a %%s %%s %%s %%d", "k": 10}', a, b, c, n))
+end
+"""
+
+
+def wrk_load(url: str, concurrency: int, seconds: int, script: Path) -> Figures:
+    """QPS and latency from wrk; refuses a run with any error or non-200 answer."""
+    done = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+                          capture_output=True, text=True, check=True)
+    out = done.stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk saw errors:\n{out}")
+
+    def ms(label: str) -> float:
+        value = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        return float(value.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[value.group(2)]
+
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    qps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return Figures(concurrency, requests, qps, ms("50%"), ms("99%"))
 
 
 def queries(n: int, seed: int) -> list[str]:
@@ -116,14 +181,20 @@ async def load(url: str, texts: list[str], concurrency: int) -> Figures:
     return Figures(concurrency, len(ms), len(ms) / wall, statistics.median(ms), p99)
 
 
-def measure(collection: Path, mode: str, extra: list[str], concurrencies: list[int], n: int) -> list[Figures]:
+def measure(collection: Path, mode: str, extra: list[str], concurrencies: list[int], n: int,
+            wrk_seconds: int | None = None) -> list[Figures]:
     server = Server(collection, extra)
     try:
         server.wait_ready()
         asyncio.run(load(server.url, queries(16, seed=99), 4))  # warm-up: first-call costs, connections
         results = []
+        script = collection.parent / "queries.lua"
+        script.write_text(WRK_SCRIPT % ", ".join(f'"{w}"' for w in WORDS))
         for c in concurrencies:
-            figures = asyncio.run(load(server.url, queries(n, seed=c), c))
+            if wrk_seconds:
+                figures = wrk_load(server.url, c, wrk_seconds, script)
+            else:
+                figures = asyncio.run(load(server.url, queries(n, seed=c), c))
             print(f"{mode:>10} c={c:<3} {figures.requests:>5} req  {figures.qps:8.1f} QPS  "
                   f"p50 {figures.p50_ms:8.1f} ms  p99 {figures.p99_ms:8.1f} ms", flush=True)
             results.append(figures)
@@ -138,15 +209,26 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=240, help="requests per concurrency level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--images", type=int, default=64, help="images in the collection")
+    parser.add_argument("--model", help="serve a collection of this model spec holding --items imported vectors")
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--query-model", choices=["own", "onnx"], default="own")
+    parser.add_argument("--client", choices=["python", "wrk"], default="python")
+    parser.add_argument("--seconds", type=int, default=30, help="with --client wrk: seconds per concurrency level")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"building a random '{args.preset}' CLIP and a collection of {args.images} images ...", flush=True)
-        collection = make_collection(Path(tmp), args.preset, args.images)
-        print(f"cores: {os.cpu_count()}; server and client share them\n", flush=True)
-        batched = measure(collection, "batched", [], args.concurrency, args.requests)
-        baseline = measure(collection, "unbatched", ["--no-batching"], args.concurrency, args.requests)
+        if args.model:
+            print(f"building a collection of {args.model} with {args.items:,} imported vectors ...", flush=True)
+            collection = make_vector_collection(Path(tmp), args.model, args.items, args.query_model)
+        else:
+            print(f"building a random '{args.preset}' CLIP and a collection of {args.images} images ...", flush=True)
+            collection = make_collection(Path(tmp), args.preset, args.images)
+        print(f"cores: {os.cpu_count()}; server and client ({args.client}) share them\n", flush=True)
+        seconds = args.seconds if args.client == "wrk" else None
+        batched = measure(collection, "batched", [], args.concurrency, args.requests, seconds)
+        baseline = measure(collection, "unbatched", ["--no-batching"], args.concurrency, args.requests, seconds)
     print("\nbatched / unbatched (same run):")
     for b, u in zip(batched, baseline, strict=True):
         print(f"  c={b.concurrency:<3} QPS x{b.qps / u.qps:5.2f}   p50 x{b.p50_ms / u.p50_ms:5.2f}   "
