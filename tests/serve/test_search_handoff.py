@@ -138,3 +138,22 @@ def test_a_killed_server_or_a_stranger_on_its_port_is_not_trusted(pics, served, 
 def test_a_query_that_names_how_to_run_it_is_answered_here(pics, served, run_cli, option):
     result = run_cli("search", "-c", pics, "a cat", *option, "--json", check=True).json()
     assert result["answered_by"] is None and result["results"]
+
+
+def test_with_a_query_model_the_server_encodes_with_it_as_a_local_search_does(pics, clipforge_home, run_cli,
+                                                                              tmp_path):
+    from clipforge import Collection
+    from clipforge.models.onnx_export import export_onnx
+
+    with Collection.open(pics) as collection:
+        export_onnx(collection.model_spec, tmp_path / "export", int8=True)  # an int8 text tower: not exact
+        collection.set_query_model(f"onnx:{tmp_path / 'export'}")
+    proc, port = start_serve(pics, clipforge_home, "--no-batching")
+    try:
+        for query in (["a cat"], ["a bird", "--target", "text"]):
+            handed = run_cli("search", "-c", pics, *query, "--json", check=True).json()
+            local = run_cli("search", "-c", pics, *query, "--json", "--local", check=True).json()
+            assert handed["answered_by"] == f"http://127.0.0.1:{port}"
+            assert _comparable(handed) == _comparable(local)
+    finally:
+        stop_serve(proc)

@@ -104,7 +104,10 @@ class Service:
         try:
             shared: dict[int, ServingEncoder] = {}
             for served in self.served.values():
-                encoder = served.collection.encoder
+                # Queries are encoded as a local search encodes them: by the collection's query
+                # model where it keeps one (an export of its weights, no torch), so that a search
+                # handed to this server answers what it would have answered alone.
+                encoder = served.collection.query_encoder
                 if id(encoder) not in shared:
                     shared[id(encoder)] = ServingEncoder(encoder, self.settings.batching, self._on_batch)
                 served.encoder = shared[id(encoder)]
