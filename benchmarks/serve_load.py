@@ -11,8 +11,8 @@ default) and with ``--no-batching`` (the baseline). Against each it sends a boun
 of ``POST /search`` text queries at each concurrency and prints QPS, p50 and p99 latency,
 and the batched/unbatched ratios. Every query is a distinct text.
 
-``--model SPEC --items N`` serves instead a collection of that model holding N imported
-random unit vectors (builtin:demo has a MiniLM-L6 text tower); ``--query-model onnx`` exports
+``--model SPEC --items N [--index TYPE]`` serves instead a collection of that model holding N
+clustered unit vectors (builtin:demo has a MiniLM-L6 text tower); ``--query-model onnx`` exports
 the model (int8, and OpenVINO's variants where installed) and keeps the export as the
 collection's query model. ``--client wrk`` loads the server with wrk (Debian's ``wrk``; one
 thread, a Lua script making each query distinct) for ``--seconds``, instead of the Python
@@ -61,19 +61,31 @@ def make_collection(root: Path, preset: str, n_images: int) -> Path:
     return root / "pics"
 
 
-def make_vector_collection(root: Path, model: str, items: int, query_model: str | None) -> Path:
-    """A collection of ``model`` holding ``items`` imported random unit vectors as images."""
-    from import_embeddings import write_layout
+ADJECTIVES = "red blue green yellow small large old new wet dark bright quiet busy empty tall tiny".split()
+NOUNS = "dog cat bird car apple boat house tree bicycle child woman man horse flower train chair".split()
+PLACES = ("on a beach", "at night", "in the snow", "in a kitchen", "on a street", "in a forest", "by a river",
+          "under a blue sky", "in the rain", "on a table", "in a garden", "at the station")
 
+
+def captions(n: int, seed: int = 0) -> list[str]:
+    """``n`` distinct captions of a few words, in the manner of an image collection's texts."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, None] = {}
+    while len(out) < n:
+        a, b = rng.choice(ADJECTIVES, 2)
+        noun, other, place = rng.choice(NOUNS), rng.choice(NOUNS), rng.choice(PLACES)
+        out[f"a {a} {noun} and a {b} {other} {place} {int(rng.integers(1000))}"] = None
+    return list(out)
+
+
+def make_vector_collection(root: Path, model: str, items: int, query_model: str | None, index: str) -> Path:
+    """A collection of ``model`` holding ``items`` captions as text items, encoded by the query
+    model: real text embeddings, clustered as real collections are, which an approximate
+    index relies on."""
     from clipforge.index.collection import Collection
+    from clipforge.index.store import NewItem
 
-    with Collection.create(root / "pics", model=model) as collection:
-        write_layout(root / "emb", items, collection.dim)
-        for folder in ("text_emb",):  # image items only: text search over images
-            for f in (root / "emb" / folder).iterdir():
-                f.unlink()
-            (root / "emb" / folder).rmdir()
-        collection.import_embeddings(root / "emb", check_model_vectors=False)
+    with Collection.create(root / "pics", model=model, index=index) as collection:
         if query_model == "onnx":
             from clipforge.models.onnx_export import export_onnx
 
@@ -82,6 +94,16 @@ def make_vector_collection(root: Path, model: str, items: int, query_model: str 
             collection.set_query_model(f"onnx:{root / 'export'}")
             print(f"query model: onnx:{root / 'export'} (text variant "
                   f"{collection.query_encoder.variants['text']})", flush=True)
+        texts = captions(items)
+        print(f"encoding {items:,} captions ...", flush=True)
+        vectors = np.concatenate([collection.query_encoder.encode_texts(texts[i : i + 1024])
+                                  for i in range(0, items, 1024)])
+        with collection.writing():
+            first = collection.append_vectors(vectors)
+            collection.commit([NewItem(kind="text", key=f"t{i}", text=t, vector_row=first + i)
+                               for i, t in enumerate(texts)])
+        collection.update_index()
+        print(f"index: {collection.indexes.describe()['text']}", flush=True)
     return root / "pics"
 
 
@@ -93,7 +115,8 @@ wrk.headers["Content-Type"] = "application/json"
 request = function()
   n = n + 1
   local a, b, c = words[n %% #words + 1], words[(n * 7) %% #words + 1], words[(n * 13) %% #words + 1]
-  return wrk.format(nil, "/search", nil, string.format('{"text": "a %%s %%s %%s %%d", "k": 10}', a, b, c, n))
+  return wrk.format(nil, "/search", nil, string.format('{"text": "a %%s %%s %%s %%d", "k": 10, "target": "%s"}',
+                                                      a, b, c, n))
 end
 """
 
@@ -159,7 +182,7 @@ class Figures:
     p99_ms: float
 
 
-async def load(url: str, texts: list[str], concurrency: int) -> Figures:
+async def load(url: str, texts: list[str], concurrency: int, target: str = "image") -> Figures:
     latencies: list[float] = []
     pending = iter(texts)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -168,7 +191,7 @@ async def load(url: str, texts: list[str], concurrency: int) -> Figures:
         async def worker() -> None:
             for text in pending:  # one shared iterator: each text is sent once
                 started = time.perf_counter()
-                response = await client.post("/search", json={"text": text, "k": 10})
+                response = await client.post("/search", json={"text": text, "k": 10, "target": target})
                 latencies.append(time.perf_counter() - started)
                 if response.status_code != 200:
                     raise RuntimeError(f"{response.status_code}: {response.text}")
@@ -182,19 +205,19 @@ async def load(url: str, texts: list[str], concurrency: int) -> Figures:
 
 
 def measure(collection: Path, mode: str, extra: list[str], concurrencies: list[int], n: int,
-            wrk_seconds: int | None = None) -> list[Figures]:
+            wrk_seconds: int | None = None, target: str = "image") -> list[Figures]:
     server = Server(collection, extra)
     try:
         server.wait_ready()
         asyncio.run(load(server.url, queries(16, seed=99), 4))  # warm-up: first-call costs, connections
         results = []
         script = collection.parent / "queries.lua"
-        script.write_text(WRK_SCRIPT % ", ".join(f'"{w}"' for w in WORDS))
+        script.write_text(WRK_SCRIPT % (", ".join(f'"{w}"' for w in WORDS), target))
         for c in concurrencies:
             if wrk_seconds:
                 figures = wrk_load(server.url, c, wrk_seconds, script)
             else:
-                figures = asyncio.run(load(server.url, queries(n, seed=c), c))
+                figures = asyncio.run(load(server.url, queries(n, seed=c), c, target))
             print(f"{mode:>10} c={c:<3} {figures.requests:>5} req  {figures.qps:8.1f} QPS  "
                   f"p50 {figures.p50_ms:8.1f} ms  p99 {figures.p99_ms:8.1f} ms", flush=True)
             results.append(figures)
@@ -212,6 +235,7 @@ def main() -> None:
     parser.add_argument("--model", help="serve a collection of this model spec holding --items imported vectors")
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--query-model", choices=["own", "onnx"], default="own")
+    parser.add_argument("--index", default="auto", help="with --model: the collection's index type")
     parser.add_argument("--client", choices=["python", "wrk"], default="python")
     parser.add_argument("--seconds", type=int, default=30, help="with --client wrk: seconds per concurrency level")
     args = parser.parse_args()
@@ -221,14 +245,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.model:
             print(f"building a collection of {args.model} with {args.items:,} imported vectors ...", flush=True)
-            collection = make_vector_collection(Path(tmp), args.model, args.items, args.query_model)
+            collection = make_vector_collection(Path(tmp), args.model, args.items, args.query_model, args.index)
         else:
             print(f"building a random '{args.preset}' CLIP and a collection of {args.images} images ...", flush=True)
             collection = make_collection(Path(tmp), args.preset, args.images)
         print(f"cores: {os.cpu_count()}; server and client ({args.client}) share them\n", flush=True)
         seconds = args.seconds if args.client == "wrk" else None
-        batched = measure(collection, "batched", [], args.concurrency, args.requests, seconds)
-        baseline = measure(collection, "unbatched", ["--no-batching"], args.concurrency, args.requests, seconds)
+        target = "text" if args.model else "image"  # --model: a collection of captions
+        batched = measure(collection, "batched", [], args.concurrency, args.requests, seconds, target)
+        baseline = measure(collection, "unbatched", ["--no-batching"], args.concurrency, args.requests, seconds,
+                           target)
     print("\nbatched / unbatched (same run):")
     for b, u in zip(batched, baseline, strict=True):
         print(f"  c={b.concurrency:<3} QPS x{b.qps / u.qps:5.2f}   p50 x{b.p50_ms / u.p50_ms:5.2f}   "

@@ -31,7 +31,7 @@ from .schemas import (
     SearchResponse,
     TextIn,
 )
-from .service import Served, Service, ServiceDep, query_vector
+from .service import Served, Service, ServiceDep
 from .settings import Limits
 
 
@@ -110,12 +110,11 @@ async def search(request: Request, service: ServiceDep) -> SearchResponse:
     served = service.get(body.collection)
     needs_model = body.text is not None or body.image is not None
     encoder = service.encoder(served) if needs_model else None
-    vector = await service.run(query_vector, served, encoder, service.limits, text=body.text, image=body.image,
-                               item_id=body.item_id, text_weight=body.text_weight)
+    vector = await service.query_vector(served, encoder, text=body.text, image=body.image, item_id=body.item_id,
+                                        text_weight=body.text_weight)
     exclude = [body.item_id] if body.item_id is not None else []
-    hits = await service.run(served.read, lambda c: c.search_vectors(
-        vector[None], k=body.k, offset=body.offset, target=body.target, min_score=body.min_score,
-        where=[*body.where, body.filters], exclude=exclude)[0])
+    hits = await service.search(served, vector, k=body.k, offset=body.offset, target=body.target,
+                                min_score=body.min_score, where=[*body.where, body.filters], exclude=exclude)
     return SearchResponse(collection=served.name, target=body.target, k=body.k, offset=body.offset,
                           has_more=hits.has_more, results=[hit_out(request, served, h) for h in hits])
 

@@ -1,9 +1,10 @@
-"""Query batching: concurrent text queries share one forward pass.
+"""Query batching: concurrent text queries share one forward pass, concurrent searches one scan.
 
-A text encoder spends nearly the same time on one text as on thirty-two, so under load the
-server gathers the texts that are waiting (up to ``max_batch``, or whatever arrived within
-``max_wait_ms`` of the first) and encodes them in one call. At low load a query waits at
-most ``max_wait_ms``.
+A text encoder spends nearly the same time on one text as on thirty-two, and an index reads
+its vectors once for a batch of queries, so under load the server gathers the work that is
+waiting (up to ``max_batch`` items, or whatever arrived within ``max_wait_ms`` of the first)
+and does it in one call: ``Batcher``, with ``TextBatcher`` for texts and
+``serve.searching`` for searches. At low load an item waits at most ``max_wait_ms``.
 
 ``ServingEncoder`` is what the search library sees: the collection's encoder, with texts
 routed through the batcher and every model call serialised by one lock. The lock is
@@ -13,6 +14,7 @@ over them.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import queue
@@ -31,14 +33,18 @@ log = logging.getLogger(__name__)
 _STOP = object()
 
 
-class TextBatcher:
-    """A queue of texts and one worker thread that encodes them in batches."""
+class Batcher:
+    """A queue of items and one worker thread that processes them in batches.
 
-    def __init__(self, encode: Callable[[list[str]], np.ndarray], max_batch: int = 32,
-                 max_wait_ms: float = 2.0, on_batch: Callable[[int], None] | None = None, name: str = "texts"):
+    ``process(items)`` returns one result per item, in order; a result that is an exception
+    is raised to that item's caller alone, so that one bad item does not fail the others it
+    shared a batch with."""
+
+    def __init__(self, process: Callable[[list], Sequence], max_batch: int = 32,
+                 max_wait_ms: float = 2.0, on_batch: Callable[[int], None] | None = None, name: str = "items"):
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-        self._encode = encode
+        self._process = process
         self.max_batch = max_batch
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
         self._on_batch = on_batch
@@ -47,29 +53,34 @@ class TextBatcher:
         self._thread = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
         self._thread.start()
 
-    def submit(self, text: str, deadline: Deadline | None = None) -> Future:
-        """A future that resolves to the L2-normalised vector of ``text``; past ``deadline``
-        it is cancelled instead of encoded."""
+    def submit(self, item, deadline: Deadline | None = None) -> Future:
+        """A future that resolves to ``item``'s result; past ``deadline`` it is cancelled
+        instead of processed."""
         if self._closed:
-            raise RuntimeError("the text batcher is closed")
+            raise RuntimeError(f"the {self._thread.name} batcher is closed")
         future: Future = Future()
-        self._queue.put((text, future, deadline))
+        self._queue.put((item, future, deadline))
         return future
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode ``texts`` (blocking), sharing model calls with whatever else is queued.
+    def call(self, items: Sequence) -> list:
+        """The results of ``items`` (blocking), sharing calls with whatever else is queued.
 
-        Past the request's deadline it raises, and the texts not yet encoded are dropped
-        from the queue rather than left to delay the queries behind them."""
+        Past the request's deadline it raises, and the items not yet processed are dropped
+        from the queue rather than left to delay the work behind them."""
         deadline = current_deadline()
-        futures = [self.submit(t, deadline) for t in texts]
+        futures = [self.submit(item, deadline) for item in items]
         try:
             _wait_within_deadline(futures)
         except BaseException:
             for future in futures:
                 future.cancel()  # only those the worker has not taken yet
             raise
-        return np.stack([f.result() for f in futures]) if futures else np.zeros((0, 0), np.float32)
+        return [f.result() for f in futures]
+
+    async def run_async(self, item):
+        """``item``'s result, awaited on the event loop: no worker thread waits for it. A
+        request cancelled meanwhile (its deadline, a client gone) drops it from the queue."""
+        return await asyncio.wrap_future(self.submit(item, current_deadline()))
 
     def close(self) -> None:
         if not self._closed:
@@ -101,28 +112,44 @@ class TextBatcher:
             if stop:
                 return
 
-    def _run_batch(self, batch: list[tuple[str, Future, Deadline | None]]) -> None:
-        # A text whose request is out of time, or whose caller gave up, is dropped, not
-        # encoded: the worker drops a timed-out request's thousands of prompts as it meets
+    def _run_batch(self, batch: list[tuple[object, Future, Deadline | None]]) -> None:
+        # An item whose request is out of time, or whose caller gave up, is dropped, not
+        # processed: the worker drops a timed-out request's thousands of prompts as it meets
         # them, without waiting for that request's thread to cancel them one by one.
         live = []
-        for text, future, deadline in batch:
+        for item, future, deadline in batch:
             if deadline is not None and deadline.remaining() <= 0.0:
                 future.cancel()
             elif future.set_running_or_notify_cancel():
-                live.append((text, future))
+                live.append((item, future))
         if not live:
             return
         try:
-            vectors = self._encode([text for text, _ in live])
+            results = self._process([item for item, _ in live])
         except BaseException as error:  # every waiting caller must hear about it
             for _, future in live:
                 future.set_exception(error)
             return
         if self._on_batch:
             self._on_batch(len(live))
-        for (_, future), vector in zip(live, vectors, strict=True):
-            future.set_result(vector)
+        for (_, future), result in zip(live, results, strict=True):
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+
+class TextBatcher(Batcher):
+    """Texts in, their L2-normalised vectors out: one model call per batch."""
+
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], max_batch: int = 32,
+                 max_wait_ms: float = 2.0, on_batch: Callable[[int], None] | None = None, name: str = "texts"):
+        super().__init__(encode, max_batch, max_wait_ms, on_batch, name)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode ``texts`` (blocking), sharing model calls with whatever else is queued."""
+        vectors = self.call(texts)
+        return np.stack(vectors) if vectors else np.zeros((0, 0), np.float32)
 
 
 def _wait_within_deadline(futures: list[Future]) -> None:

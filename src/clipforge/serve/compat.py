@@ -36,7 +36,7 @@ from .bodies import invalid, json_body, validate
 from .fields import DIMENSION_KEY, NOT_BLANK, WHOLE, AtMost, ImageData, ItemId, Text
 from .openapi import body_doc, errors
 from .schemas import one_given
-from .service import Served, Service, ServiceDep, query_vector
+from .service import Served, Service, ServiceDep
 
 # Vectors are float32 from end to end: a value past its range has no float32 spelling.
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -146,19 +146,19 @@ def _own_item(request: Request, service: Service, url: str) -> tuple[Served, int
 
 async def _knn_vector(request: Request, service: Service, served: Served, body: KnnRequest) -> np.ndarray:
     if body.text is not None or body.image is not None:
-        return await service.run(query_vector, served, service.encoder(served), service.limits, text=body.text,
-                                 image=body.image if body.text is None else None)
+        return await service.query_vector(served, service.encoder(served), text=body.text,
+                                          image=body.image if body.text is None else None)
     if body.image_url is not None:
         own = _own_item(request, service, body.image_url)
         if own is not None and own[0] is served:
-            return await service.run(query_vector, served, None, service.limits, item_id=own[1])
+            return await service.query_vector(served, None, item_id=own[1])
         if not service.settings.allow_image_urls:
             # Well formed, understood, and refused by the server's configuration: a 403.
             raise HTTPException(403, "image_url is not fetched by this server (it would let clients make the "
                                      "server fetch any URL); send the image as base64 in 'image', or start the "
                                      "server with --allow-image-urls")
         data = await service.run(_fetch_image, body.image_url, service.limits.max_upload_bytes)
-        return await service.run(query_vector, served, service.encoder(served), service.limits, image=data)
+        return await service.query_vector(served, service.encoder(served), image=data)
     return unit_vector(body.embedding_input, "embedding_input")
 
 
@@ -183,7 +183,7 @@ async def knn_service(request: Request, service: ServiceDep) -> list[dict[str, A
                                             f"collection {served.name}, not {len(body.embedding_input)}")
     vector = await _knn_vector(request, service, served, body)
     count = body.num_result_ids or body.num_images
-    hits = await service.run(served.read, lambda c: c.search_vectors(vector[None], k=count, target=body.modality)[0])
+    hits = await service.search(served, vector, k=count, target=body.modality)
     results = []
     for position, hit in enumerate(hits):
         entry = item_metadata(request, served, hit) if position < body.num_images else {}
