@@ -290,6 +290,16 @@ def test_export_command(run_cli, tiny_clip_spec, tmp_path):
     assert bad.returncode == 2 and "already exists" in bad.stderr
 
 
+def test_export_command_with_openvino_keeps_stdout_for_the_result(run_cli, tiny_clip_spec, tmp_path):
+    photos = [make_photo(tmp_path / "calib" / f"c{i}.jpg", seed=i) for i in range(6)]
+    result = run_cli("export", "onnx", tiny_clip_spec, tmp_path / "exp", "--openvino", "--calibration-images",
+                     photos[0].parent, "--json", check=True)
+    made = result.json()  # NNCF's progress bars went to stderr, not into the JSON
+    assert {"openvino-bf16"} <= set(made["variants"]["image"]) | set(made["dropped"].get("image", {}))
+    manifest = json.loads((tmp_path / "exp" / MANIFEST).read_text())
+    assert manifest["calibration"] == {"images": 6, "texts": manifest["calibration"]["texts"], "from_files": True}
+
+
 def test_a_collection_runs_on_an_export_of_its_weights_and_refuses_other_models(
         exports, photos, tiny_clip_other_dir, tmp_path, run_cli):
     """Built with torch, searched and extended with ONNX Runtime (the same weights): the

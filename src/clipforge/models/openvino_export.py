@@ -13,8 +13,10 @@ Calibration inputs are never the probes the agreement is measured on.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +47,10 @@ def quantize_int8(fp32: Path, out: Path, calibration: list[dict[str, np.ndarray]
 
     nncf.set_log_level(logging.ERROR)  # its per-layer notes are not for a user's terminal
     model = ov.Core().read_model(str(fp32))
-    quantized = nncf.quantize(model, nncf.Dataset(calibration), model_type=nncf.ModelType.TRANSFORMER,
-                              subset_size=len(calibration))
+    # NNCF draws its progress bars on stdout, which is the command's output (`--json`): stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        quantized = nncf.quantize(model, nncf.Dataset(calibration), model_type=nncf.ModelType.TRANSFORMER,
+                                  subset_size=len(calibration))
     ov.save_model(quantized, str(out), compress_to_fp16=False)
 
 
