@@ -29,7 +29,7 @@ def search(coll, queries, k=10):
     return coll.search_index("text").search(queries, k)
 
 
-def test_adds_to_an_exact_index_give_what_a_rebuild_gives_identically(tmp_path, model):
+def test_adds_to_an_exact_index_give_what_a_rebuild_gives(tmp_path, model):
     queries = POINTS.sample(12, seed=1)
     with Collection.create(tmp_path / "c", model, index="Flat") as coll:
         add(coll, POINTS.sample(3000, seed=2), "a")
@@ -47,7 +47,9 @@ def test_adds_to_an_exact_index_give_what_a_rebuild_gives_identically(tmp_path, 
         rebuilt = search(coll, queries)
         assert manifest(coll).stem != built.stem and len(coll.search_index("text").fresh) == 0
     np.testing.assert_array_equal(incremental[1], rebuilt[1])
-    np.testing.assert_array_equal(incremental[0], rebuilt[0])
+    # The same items in the same order; the scores within float32 rounding, since 12 queries
+    # are scored by a matrix product, whose sums may run in another order for another layout.
+    np.testing.assert_allclose(incremental[0], rebuilt[0], rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["Flat", "IVF16,PQ8x4fs", "HNSW16"])
