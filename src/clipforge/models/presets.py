@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from .init import init_from_scratch, init_tower
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -111,7 +113,9 @@ def make_clip(preset: str = "tiny", seed: int = 0, words=DEFAULT_WORDS):
     text.update(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     config = CLIPConfig(text_config=text, vision_config=_vision_kwargs(p), projection_dim=p.embed_dim)
     torch.manual_seed(seed)
-    return CLIPModel(config), tokenizer, _image_processor("clip", p)
+    model = CLIPModel(config)
+    init_from_scratch(model)
+    return model, tokenizer, _image_processor("clip", p)
 
 
 def make_siglip(preset: str = "tiny", seed: int = 0, words=DEFAULT_WORDS):
@@ -128,7 +132,9 @@ def make_siglip(preset: str = "tiny", seed: int = 0, words=DEFAULT_WORDS):
         vision_config=_vision_kwargs(p) | {"hidden_size": p.text_width},
     )
     torch.manual_seed(seed)
-    return SiglipModel(config), tokenizer, _image_processor("siglip", p)
+    model = SiglipModel(config)
+    init_from_scratch(model)
+    return model, tokenizer, _image_processor("siglip", p)
 
 
 def build_bert_tokenizer(words=DEFAULT_WORDS, context_length: int = 77):
@@ -163,7 +169,9 @@ def make_vision_tower(preset: str = "tiny", arch: str = "vit", seed: int | None 
     if seed is not None:
         torch.manual_seed(seed)
     if arch == "vit":
-        return CLIPVisionModel(CLIPVisionConfig(**_vision_kwargs(p)))
+        tower = CLIPVisionModel(CLIPVisionConfig(**_vision_kwargs(p)))
+        init_tower(tower)
+        return tower
     if arch != "convnext":
         from ..errors import InputError
 
@@ -177,7 +185,9 @@ def make_vision_tower(preset: str = "tiny", arch: str = "vit", seed: int | None 
         # config lacks; its pooled output is the last stage's width.
         hidden_size=widths[-1],
     )
-    return ConvNextModel(config)
+    tower = ConvNextModel(config)
+    init_tower(tower)
+    return tower
 
 
 def make_dual_encoder(
@@ -202,6 +212,7 @@ def make_dual_encoder(
         vision.config, text.config, projection_dim=projection_dim or p.embed_dim
     )
     model = VisionTextDualEncoderModel(config=config, vision_model=vision, text_model=text)
+    init_from_scratch(model, towers=())  # the towers are initialised where they were made (or pretrained)
     return model, tokenizer, _image_processor("dual", p)
 
 

@@ -18,9 +18,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-CLIP_LOGIT_SCALE_INIT = math.log(1 / 0.07)
-SIGLIP_LOGIT_SCALE_INIT = math.log(10.0)
-SIGLIP_LOGIT_BIAS_INIT = -10.0
+from ..models.init import CLIP_LOGIT_SCALE_INIT  # noqa: F401  (the loss's starting temperature)
 MAX_LOGIT_SCALE = math.log(100.0)  # the temperature may not sharpen logits past x100
 
 

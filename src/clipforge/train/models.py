@@ -20,7 +20,7 @@ from ..models.packaged import resolve_tower
 from ..models.spec import parse_spec
 from .config import ModelConfig
 from .text_cache import TextFeatureCache
-from .losses import CLIP_LOGIT_SCALE_INIT, SIGLIP_LOGIT_BIAS_INIT, SIGLIP_LOGIT_SCALE_INIT, normalize
+from .losses import normalize
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,7 @@ def build_model(config: ModelConfig, seed: int, words: Iterable[str]) -> TrainMo
     else:
         maker = presets.make_clip if config.arch == "clip" else presets.make_siglip
         model, tokenizer, processor = maker(config.preset, seed, words)
-        built = TrainModel(model, tokenizer, processor, config.arch)
-        _init_logit_params(model, config.arch)
+        built = TrainModel(model, tokenizer, processor, config.arch)  # initialised by models.init
     lock_towers(built.model, config)
     return built
 
@@ -107,17 +106,6 @@ def load_model_dir(spec: str) -> TrainModel:
         spec = f"hf:{spec}"
     family, model, tokenizer, processor = load_parts(parse_spec(spec))
     return TrainModel(model, tokenizer, processor, family)
-
-
-def _init_logit_params(model: nn.Module, arch: str) -> None:
-    # CLIP starts at temperature 0.07; SigLIP at t = 10, b = -10 so that the many negative
-    # pairs do not swamp the first steps.
-    with torch.no_grad():
-        if arch == "siglip":
-            model.logit_scale.fill_(SIGLIP_LOGIT_SCALE_INIT)
-            model.logit_bias.fill_(SIGLIP_LOGIT_BIAS_INIT)
-        else:
-            model.logit_scale.fill_(CLIP_LOGIT_SCALE_INIT)
 
 
 def _load_tower(path: Path, kind: str) -> nn.Module:
@@ -163,7 +151,6 @@ def _assemble_dual(config: ModelConfig, seed: int, words: tuple[str, ...]) -> Tr
             log.warning("%s has no image processor; using the %s preset's", config.vision_tower, config.preset)
     setattr(model.config, TEXT_POOLING_ATTR, pooling)  # saved in config.json; inference reads it
     log.info("text features: %s pooling", pooling)
-    _init_logit_params(model, "dual")
     return TrainModel(model, tokenizer, processor, "dual")
 
 
