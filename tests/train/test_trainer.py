@@ -43,6 +43,17 @@ def test_a_run_leaves_a_loadable_model_directory_and_checkpoints(full_run):
     assert (out / "tensorboard").is_dir()
 
 
+def test_peak_memory_is_logged_and_reported(full_run):
+    import resource
+
+    out, result = full_run
+    peaks = [r["peak_rss_mb"] for r in read_log(out)]
+    assert peaks == sorted(peaks) and peaks[0] > 50  # a peak only grows; torch alone is more than 50 MB
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this process ran the training
+    assert peaks[-1] <= result.memory["peak_rss_mb"] <= own + 1
+    assert "peak_gpu_mb" not in result.memory  # on a CPU
+
+
 def test_an_interrupted_and_resumed_run_has_the_same_loss_curve(full_run, shapes_small, tmp_path):
     out, _ = full_run
     part = train(tiny_config(tmp_path / "run", shapes_small, workers=1, run_steps=4))

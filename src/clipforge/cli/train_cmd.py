@@ -61,6 +61,7 @@ def train(config_file: str | None, assignments: tuple[str, ...], as_json: bool, 
         "bad_samples": result.bad_samples,
         "val": result.val,
         "stopped_by": result.stopped_by,
+        "memory": result.memory,
     }
     emit(summary, as_json, _render)
     if result.stopped_by:
@@ -72,6 +73,9 @@ def _render(summary: dict) -> None:
     state = "finished" if summary["finished"] else "stopped"
     by = f" by {summary['stopped_by']}" if summary["stopped_by"] else ""
     click.echo(f"{state} at step {summary['step']}/{summary['total_steps']}{by}: {summary['checkpoint']}")
+    memory = summary["memory"]
+    click.echo("peak memory: " + ", ".join(
+        f"{'resident' if key == 'peak_rss_mb' else 'GPU'} {value:,.0f} MB" for key, value in memory.items()))
     if summary["bad_samples"]:
         click.echo(f"skipped {summary['bad_samples']} bad samples (see the log)")
     for key, value in summary["val"].items():

@@ -33,7 +33,14 @@ def _tensorboard_writer(folder: Path, start_step: int):
         return None
     # Event files are append-only, one per start; a purge marker makes TensorBoard drop the
     # events an earlier start wrote at steps this one redoes.
-    earlier = folder.is_dir() and any(folder.glob("events.out.tfevents.*"))
+    earlier = sorted(folder.glob("events.out.tfevents.*")) if folder.is_dir() else []
+    # TensorBoard reads a folder's event files in name order, and a name is
+    # events.out.tfevents.<second>.<host>.<pid>.<writer number>: two starts within one second
+    # of one process would sort by that number as text ("10" before "9"), the purge marker
+    # landing before the events it should drop. A start within the second of the last waits.
+    latest = max((int(p.name.split(".")[3]) for p in earlier if p.name.split(".")[3].isdigit()), default=0)
+    while int(time.time()) <= latest:
+        time.sleep(0.05)
     return SummaryWriter(str(folder), purge_step=start_step + 1 if earlier else None)
 
 
@@ -119,6 +126,21 @@ class RunLog:
             self.tensorboard.close()
         if self.jsonl is not None:
             self.jsonl.close()
+
+
+def peak_memory(device) -> dict[str, float]:
+    """The run's peak memory so far, in MB: this process's resident set (on Linux, the most it
+    ever held), and on a GPU the most its tensors took."""
+    import resource
+    import sys
+
+    import torch
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux, bytes on macOS
+    peak = {"peak_rss_mb": round(rss / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)}
+    if getattr(device, "type", None) == "cuda":
+        peak["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / (1 << 20), 1)
+    return peak
 
 
 def read_log(out: Path, kind: str = "train") -> list[dict]:

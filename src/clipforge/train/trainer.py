@@ -35,7 +35,7 @@ from .augment import TrainTransform
 from .config import TrainConfig
 from .data import BadSamples, Collate, EpochBatchSampler, PairDataset, caption_words, make_loader
 from .distributed import DistEnv
-from .logs import RunLog
+from .logs import RunLog, peak_memory
 from .losses import MAX_LOGIT_SCALE, clip_loss, siglip_loss
 from .models import ContrastiveModel, TrainModel, build_model, enable_checkpointing, load_model_dir, lock_towers
 from .optim import build_optimizer, build_scheduler
@@ -55,6 +55,7 @@ class TrainResult:
     val: dict[str, float] = field(default_factory=dict)
     bad_samples: int = 0
     stopped_by: str | None = None  # the signal that stopped the run early: "SIGTERM", "SIGINT"
+    memory: dict[str, float] = field(default_factory=dict)  # the main process's peaks, MB
 
 
 @dataclass
@@ -321,7 +322,7 @@ def _log_step(run: Run, log_: RunLog, loss: float, samples_per_s: float) -> None
         "kind": "train", "step": run.step, "epoch": round(run.micro / run.micro_per_epoch, 4), "loss": loss,
         "lr": run.lr,
         "logit_scale": float(run.parts.model.logit_scale.detach().exp()),
-        "samples_per_s": round(samples_per_s, 2), "bad_samples": bad,
+        "samples_per_s": round(samples_per_s, 2), "bad_samples": bad, **peak_memory(run.env.device),
     }
     log_.write(record)
     log_.advance(run.step, samples_per_s, loss)
@@ -343,7 +344,7 @@ def _loop(run: Run, train_pairs: PairSet) -> TrainResult:
         log_.close()
     return TrainResult(
         run.out, run.checkpoint, run.step, run.total_steps, run.step >= run.total_steps, run.last_val,
-        run.bad.count, stop,
+        run.bad.count, stop, peak_memory(run.env.device),
     )
 
 
