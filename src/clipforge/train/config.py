@@ -93,6 +93,10 @@ class TrainConfig:
     device: str = _doc("auto, cpu, cuda or mps", "auto")
     threads: int | None = _doc("CPU threads per process for the model (default: torch's choice)", None)
     grad_checkpointing: bool = _doc("recompute activations in backward to save memory", False)
+    grad_cache_chunk: int | None = _doc(
+        "GradCache: run the towers over chunks of this many samples, so memory holds one chunk's "
+        "activations while the loss still sees the whole batch (must divide batch_size)", None
+    )
     save_every: int = _doc("checkpoint every N steps (0: only at the end)", 500)
     keep_checkpoints: int = _doc("step checkpoints kept on disk", 2)
     val_every: int = _doc("validate every N steps (0: only at the end)", 500)
@@ -281,6 +285,11 @@ def validate(config: TrainConfig) -> None:
         raise InputError(
             "model.vision_arch applies to an image tower built from scratch in a dual encoder "
             "(arch dual, no init, no vision_tower)"
+        )
+    chunk = config.grad_cache_chunk
+    if chunk is not None and not (1 <= chunk < config.batch_size and config.batch_size % chunk == 0):
+        raise InputError(
+            f"config key 'grad_cache_chunk' must divide batch_size ({config.batch_size}) and be smaller, got {chunk}"
         )
     if not 0 < config.data.crop_scale <= 1:
         raise InputError(f"config key 'data.crop_scale' must be in (0, 1], got {config.data.crop_scale}")

@@ -35,6 +35,7 @@ from .augment import TrainTransform
 from .config import TrainConfig
 from .data import BadSamples, Collate, EpochBatchSampler, PairDataset, caption_words, make_loader
 from .distributed import DistEnv
+from .grad_cache import backward_in_chunks
 from .logs import RunLog, peak_memory
 from .losses import MAX_LOGIT_SCALE, clip_loss, siglip_loss
 from .models import ContrastiveModel, TrainModel, build_model, enable_checkpointing, load_model_dir, lock_towers
@@ -242,17 +243,31 @@ def _train_step(run: Run, micro_batches) -> float:
         batch = batch.to(run.env.device)
         # Gradients are averaged across processes once, on the last micro-batch.
         sync = i == accum - 1 or not isinstance(run.net, DistributedDataParallel)
-        with nullcontext() if sync else run.net.no_sync():
-            with run.autocast():
-                image, text, scale, bias = run.net(batch.pixel_values, **batch.text)
-            # The loss itself in float32: softmax sums over bf16 logits lose too much.
-            loss = run.loss_fn(image.float(), text.float(), scale.float(), None if bias is None else bias.float())
-            loss = loss / accum
-            (run.scaler.scale(loss) if run.scaler else loss).backward()
-        total += float(loss.detach())
+        total += float(_backward(run, batch, sync))
     _optimizer_step(run)
     run.micro += accum
     return total
+
+
+def _backward(run: Run, batch, sync: bool) -> torch.Tensor:
+    """Back-propagate one micro-batch's share of the step's loss; returns that share."""
+    accum = run.config.accum_steps
+
+    def loss_of(image, text, scale, bias):
+        # The loss itself in float32: softmax sums over bf16 logits lose too much.
+        return run.loss_fn(image.float(), text.float(), scale.float(), None if bias is None else bias.float()) / accum
+
+    for_backward = run.scaler.scale if run.scaler else (lambda loss: loss)
+    if run.config.grad_cache_chunk:
+        return backward_in_chunks(
+            run.net, batch, run.config.grad_cache_chunk, run.autocast, loss_of, for_backward, sync, run.env.device
+        )
+    with nullcontext() if sync else run.net.no_sync():
+        with run.autocast():
+            image, text, scale, bias = run.net(batch.pixel_values, **batch.text)
+        loss = loss_of(image, text, scale, bias)
+        for_backward(loss).backward()
+    return loss.detach()
 
 
 def _optimizer_step(run: Run) -> None:
