@@ -45,6 +45,11 @@ class ModelConfig:
     train_text_projection: bool = _doc(
         "with lock_text: keep the text projection trainable (the frozen tower's pooled features are cached)", False
     )
+    long_text: int | None = _doc(
+        "Long-CLIP: stretch the text tower of model.init to this many tokens (248 for CLIP's 77) and "
+        "fine-tune on long captions, keeping short ones with a loss on the images' principal components", None
+    )
+    long_text_components: int = _doc("with long_text: principal components the short-caption loss keeps", 32)
     text_projection: str = _doc(
         "dual: random, or identity (the embedding width becomes the text tower's, and a locked text "
         "tower keeps its own embedding space)", "random"
@@ -291,6 +296,13 @@ def validate(config: TrainConfig) -> None:
         raise InputError(
             f"config key 'grad_cache_chunk' must divide batch_size ({config.batch_size}) and be smaller, got {chunk}"
         )
+    if config.model.long_text is not None:
+        if not config.model.init:
+            raise InputError("model.long_text stretches a trained text tower: give the checkpoint as model.init")
+        if config.grad_cache_chunk:
+            raise InputError("model.long_text and grad_cache_chunk cannot be combined yet: leave one out")
+        if config.model.long_text_components < 1:
+            raise InputError("config key 'model.long_text_components' must be at least 1")
     if not 0 < config.data.crop_scale <= 1:
         raise InputError(f"config key 'data.crop_scale' must be in (0, 1], got {config.data.crop_scale}")
     if config.optim.lr <= 0 or not config.recall_k or min(config.recall_k) < 1:

@@ -24,6 +24,7 @@ from ..models.hf import tokenize_texts
 from ..errors import ImageDecodeError, InputError
 from ..models.preprocess import ImagePreprocess
 from .augment import TrainTransform
+from .long_text import long_and_short
 from .signals import loader_worker_init
 
 log = logging.getLogger(__name__)
@@ -41,13 +42,17 @@ class PairDataset(Dataset):
     to be counted and logged.
     """
 
-    def __init__(self, pairs: list[Pair], transform: TrainTransform, seed: int, max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(
+        self, pairs: list[Pair], transform: TrainTransform, seed: int, max_pixels: int = DEFAULT_MAX_PIXELS,
+        long_text: bool = False,
+    ):
         self.pairs, self.transform, self.seed, self.max_pixels = pairs, transform, seed, max_pixels
+        self.long_text = long_text  # a sample's caption is (long, short), for Long-CLIP
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[np.ndarray, str, list[str]]:
+    def __getitem__(self, key: tuple[int, int]) -> tuple[np.ndarray, str | tuple[str, str], list[str]]:
         index, epoch = key
         bad: list[str] = []
         for attempt in range(MAX_CONSECUTIVE_BAD + 1):
@@ -62,6 +67,8 @@ class PairDataset(Dataset):
                 continue
             rng = np.random.default_rng([self.seed, epoch, i])
             caption = pair.captions[int(rng.integers(len(pair.captions)))]
+            if self.long_text:
+                caption = long_and_short(pair.captions)
             return self.transform(image, rng), caption, bad
         raise InputError(f"{len(bad)} samples in a row could not be loaded; the last: {bad[-1]}")
 
@@ -122,6 +129,8 @@ class Collate:
     def __call__(self, samples: list[tuple[np.ndarray, str, list[str]]]) -> Batch:
         pixels = self.preprocess.normalize(np.stack([s[0] for s in samples]))
         texts = [s[1] for s in samples]
+        if texts and isinstance(texts[0], tuple):  # Long-CLIP: the long captions, then the short ones
+            texts = [long for long, _ in texts] + [short for _, short in texts]
         return Batch(
             torch.from_numpy(pixels),
             tokenize_texts(self.tokenizer, self.family, texts, self.max_length),

@@ -20,6 +20,7 @@ from ..models.packaged import resolve_tower
 from ..models.spec import parse_spec
 from .config import ModelConfig
 from .text_cache import TextFeatureCache
+from .long_text import stretch_positions
 from .losses import normalize
 
 log = logging.getLogger(__name__)
@@ -84,12 +85,15 @@ def tower_parameters(model: nn.Module, tower: str) -> list[nn.Parameter]:
     return [p for m in modules if m is not None for p in m.parameters()]
 
 
-def build_model(config: ModelConfig, seed: int, words: Iterable[str]) -> TrainModel:
+def build_model(config: ModelConfig, seed: int, words: Iterable[str], batch_size: int = 1) -> TrainModel:
     """The model a run starts from. ``words`` are given whole-word tokens in a tokenizer
     built from scratch (the training captions' frequent words)."""
     words = tuple(dict.fromkeys([*presets.DEFAULT_WORDS, *words]))
     if config.init:
         built = load_model_dir(config.init)
+        if config.long_text:
+            before = stretch_positions(built.model, built.tokenizer, config.long_text, batch_size)
+            log.info("text tower stretched from %d to %d positions", before, config.long_text)
     elif config.arch == "dual":
         built = _assemble_dual(config, seed, words)
     else:

@@ -37,6 +37,7 @@ from .data import BadSamples, Collate, EpochBatchSampler, PairDataset, caption_w
 from .distributed import DistEnv
 from .grad_cache import backward_in_chunks
 from .logs import RunLog, peak_memory
+from .long_text import long_text_loss
 from .losses import MAX_LOGIT_SCALE, clip_loss, siglip_loss
 from .models import ContrastiveModel, TrainModel, build_model, enable_checkpointing, load_model_dir, lock_towers
 from .optim import build_optimizer, build_scheduler
@@ -130,7 +131,7 @@ def _load_data(config: TrainConfig) -> tuple[PairSet, PairSet | None]:
 def _start_model(config: TrainConfig, resume: checkpoint.Resume | None, train_pairs: PairSet) -> TrainModel:
     torch.manual_seed(config.seed)  # the same initial weights on every process
     if resume is None:
-        return build_model(config.model, config.seed, caption_words(train_pairs))
+        return build_model(config.model, config.seed, caption_words(train_pairs), config.batch_size)
     parts = load_model_dir(str(resume.path))
     lock_towers(parts.model, config.model)
     return parts
@@ -150,6 +151,11 @@ def _autocast(config: TrainConfig, device: torch.device) -> tuple[Callable, torc
 
 
 def _loss(config: TrainConfig, parts: TrainModel) -> Callable:
+    loss = _base_loss(config, parts)
+    return long_text_loss(loss, config.model.long_text_components) if config.model.long_text else loss
+
+
+def _base_loss(config: TrainConfig, parts: TrainModel) -> Callable:
     kind = config.loss if config.loss != "auto" else ("siglip" if parts.family == "siglip" else "clip")
     if kind == "siglip":
         if parts.family != "siglip":
@@ -229,7 +235,7 @@ def _loader(run: Run, train_pairs: PairSet, end_step: int):
     )
     max_length = encoder_for(parts, env.device).max_text_length
     collate = Collate(parts.tokenizer, parts.family, max_length, preprocess)
-    dataset = PairDataset(train_pairs.pairs, transform, config.seed)
+    dataset = PairDataset(train_pairs.pairs, transform, config.seed, long_text=config.model.long_text is not None)
     return make_loader(dataset, sampler, collate, config.data.workers, env.device)
 
 
