@@ -134,4 +134,3 @@ def long_text_loss(loss_fn: Callable, components: int) -> Callable:
         return long_loss + loss_fn(principal_components(image, components), text[n:], scale, bias)
 
     return loss
-
