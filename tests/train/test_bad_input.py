@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from clipforge.errors import InputError, NotFoundError
+from clipforge.errors import InputError, ModelLoadError, NotFoundError
 from clipforge.train import train
 from clipforge.train.checkpoint import STATE_FILE
 from clipforge.train.logs import read_log
@@ -34,6 +34,12 @@ def test_missing_data_path(tmp_path):
     with pytest.raises(NotFoundError, match="does not exist"):
         train(tiny_config(tmp_path / "run", tmp_path / "nowhere"))
     assert _nothing_written(tmp_path / "run")
+
+
+def test_a_model_that_cannot_load_leaves_no_run_folder(shapes_small, tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        train(tiny_config(tmp_path / "runs" / "x", shapes_small, init=f"hf:{tmp_path / 'nowhere'}"))
+    assert not (tmp_path / "runs" / "x").exists()
 
 
 def test_table_without_the_named_columns(shapes_small, tmp_path):

@@ -128,6 +128,6 @@ def test_bad_long_text_settings_are_one_line(shapes_small, tmp_path):
     assert "model.init" in _cli_error(tmp_path, *data, "--long-text", "248")
     assert "cannot be combined" in _cli_error(
         tmp_path, *data, "--init", f"hf:{clip}", "--long-text", "68", "--grad-cache-chunk", "4")
-    assert not (tmp_path / "run" / "final").exists()
+    assert not (tmp_path / "run").exists()  # a refused run leaves no folder behind
     with pytest.raises(InputError, match="model.init"):
         tiny_config(tmp_path / "x", shapes_small, long_text=248)

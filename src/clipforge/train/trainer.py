@@ -92,11 +92,25 @@ def train(config: TrainConfig) -> TrainResult:
     env = distributed.setup(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
+    out = Path(config.out)
+    new_folder = not out.exists()
     try:
-        run, train_pairs = _prepare(config, env)
+        try:
+            run, train_pairs = _prepare(config, env)
+        except BaseException:
+            if new_folder and env.is_main:
+                _remove_if_empty(out)  # a run refused before it wrote anything leaves no folder
+            raise
         return _loop(run, train_pairs)
     finally:
         distributed.teardown()
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty, or never made
+        pass
 
 
 def _on_main(env: DistEnv, action: Callable[[], None]) -> None:
