@@ -26,6 +26,7 @@ import argparse
 import csv
 import json
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,8 +40,10 @@ SKIP = 5  # steps left out of the median: start-up, allocator growth
 def _make_init(python: str, work: Path) -> tuple[Path, Path]:
     checkpoint, converted = work / "open_clip_init.pt", work / "clipforge_init"
     if not checkpoint.exists():
-        code = ("import torch, open_clip; torch.manual_seed(0); "
-                f"m = open_clip.create_model('ViT-B-32'); torch.save(m.state_dict(), {str(checkpoint)!r})")
+        # The BPE vocabulary goes beside the checkpoint: clipforge's venv has no open_clip.
+        code = ("import shutil, torch, open_clip; from open_clip.tokenizer import default_bpe; "
+                "torch.manual_seed(0); m = open_clip.create_model('ViT-B-32'); "
+                f"torch.save(m.state_dict(), {str(checkpoint)!r}); shutil.copy(default_bpe(), {str(work)!r})")
         subprocess.run([python, "-c", code], check=True)
     if not converted.exists():
         subprocess.run([sys.executable, "-m", "clipforge", "convert", f"open_clip:ViT-B-32/{checkpoint}",
@@ -141,6 +144,7 @@ def main() -> None:
         results: dict[str, list[dict]] = {"clipforge": [], "open_clip": []}
         for i in range(args.rounds):
             where = args.work / "runs" / f"{setting}-{i}"
+            shutil.rmtree(where, ignore_errors=True)  # an earlier invocation's runs: each tool refuses to overwrite
             results["clipforge"].append(run_clipforge(tables[captions], converted, ours, args.steps, where / "cf"))
             results["open_clip"].append(
                 run_open_clip(args.open_clip_python, tables[captions], checkpoint, theirs, args.steps, where / "oc"))

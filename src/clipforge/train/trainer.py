@@ -36,6 +36,7 @@ from .config import TrainConfig
 from .data import BadSamples, Collate, EpochBatchSampler, PairDataset, caption_words, make_loader
 from .distributed import DistEnv
 from .grad_cache import backward_in_chunks
+from ..allocator import keep_freed_memory
 from .logs import RunLog, peak_memory
 from .long_text import long_text_loss
 from .losses import MAX_LOGIT_SCALE, clip_loss, siglip_loss
@@ -90,6 +91,7 @@ def train(config: TrainConfig) -> TrainResult:
     """Train (or fine-tune, or resume) as ``config`` says. Runs as one process, or as
     every process of a torchrun job."""
     env = distributed.setup(config.device)
+    keep_freed_memory()  # each step frees and re-allocates its activations
     if config.threads:
         torch.set_num_threads(config.threads)
     out = Path(config.out)
