@@ -23,6 +23,7 @@ COMMANDS = {
     "index-texts": ("index_cmd:index_texts", "Add texts from a CSV/TSV/TXT file to a collection."),
     "import-embeddings": ("exchange_cmd:import_embeddings", "Import embeddings in clip-retrieval's layout (img_emb/, metadata/)."),
     "export-embeddings": ("exchange_cmd:export_embeddings", "Export a collection in clip-retrieval's layout, for autofaiss."),
+    "embed": ("embed_cmd:embed", "Embed a whole source into clip-retrieval's layout, here or on a Ray cluster (resumable)."),
     "search": ("search_cmd:search", "Search a collection by text, image, or image plus text."),
     "classify": ("classify_cmd:classify", "Zero-shot classify images against labels."),
     "info": ("info_cmd:info", "Show a collection's model, counts, skipped files and any damage."),

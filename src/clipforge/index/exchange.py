@@ -211,7 +211,7 @@ def _arrow_column(values: list):
         return pa.array([v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in values])
 
 
-def _metadata_table(rows: list[dict], first_columns: list[str]):
+def metadata_table(rows: list[dict], first_columns: list[str]):
     pa, _ = layout.parquet()
     others = sorted({k for row in rows for k in row} - set(first_columns))
     columns = [c for c in first_columns if any(c in row for row in rows)] + others
@@ -267,7 +267,7 @@ def export_embeddings(collection, out: str | os.PathLike, *, rows_per_file: int 
             else:
                 rows = [{**item.metadata, "caption": item.text} for item in items]
                 _write_npy(partial / "text_emb" / f"text_emb_{name}.npy", collection, items, dtype)
-            table = _metadata_table(rows, ["image_path", "caption"] if kind == "image" else ["caption"])
+            table = metadata_table(rows, ["image_path", "caption"] if kind == "image" else ["caption"])
             (partial / "metadata").mkdir(parents=True, exist_ok=True)
             pq.write_table(table, partial / "metadata" / f"metadata_{name}.parquet")
             report.columns = sorted(set(report.columns) | set(table.column_names))
