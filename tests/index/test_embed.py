@@ -65,6 +65,7 @@ def test_a_rerun_that_would_cut_other_blocks_is_one_line(photos, tmp_path, tiny_
 
 @pytest.mark.parametrize("setup, expected", [
     (lambda tmp: (tmp / "out").mkdir() or (tmp / "out" / "notes.txt").write_text("mine"), "not an embedding run's folder"),
+    (lambda tmp: (tmp / "out").write_text("a file"), "is a file, not a folder"),
     (lambda tmp: None, "does not exist"),
 ])
 def test_bad_places_are_one_line(photos, tmp_path, tiny_clip_spec, run_cli, setup, expected):

@@ -123,3 +123,15 @@ def test_a_model_actor_killed_midway_is_replaced_and_its_batch_redone(photo_tabl
     _finish(proc)
     assert _model_actors() == []  # the run's Ray processes ended with it
     assert_matches_index(out, expected)
+
+
+@pytest.mark.parametrize("address, expected", [
+    ("127.0.0.1:1", "cannot reach the Ray cluster at 127.0.0.1:1"),
+    ("ray://127.0.0.1:1", "cannot reach the Ray cluster at ray://127.0.0.1:1"),
+    ("head-without-port", "expected HOST:PORT"),
+])
+def test_a_cluster_that_cannot_be_reached_is_one_line_and_writes_nothing(photos, tmp_path, tiny_clip_spec, run_cli,
+                                                                          address, expected):
+    result = run_cli("embed", photos, "--out", tmp_path / "out", "--model", tiny_clip_spec, "--ray", address, timeout=60)
+    assert result.returncode != 0 and expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -130,6 +130,10 @@ def embed(sources: Sequence[str], out: str | Path, model: str, *, ray: str | Non
     started = time.perf_counter()
     if block_size < 1:
         raise InputError(f"block size must be at least 1, got {block_size}")
+    if ray:
+        from . import embed_ray  # Ray is imported only when asked for
+
+        embed_ray.connect(ray)  # before anything is written: an unreachable cluster changes nothing
     items, failures = list_sources(sources, image_column)
     if not items:
         raise InputError(f"no images found in {', '.join(sources)}")
@@ -151,10 +155,8 @@ def embed(sources: Sequence[str], out: str | Path, model: str, *, ray: str | Non
 
     gathered = _Blocks(folder, plan, report, block_written)
     if ray:
-        from .embed_ray import embed_on_ray  # Ray is imported only when asked for
-
-        results = embed_on_ray(plan, pending, model, address=ray, device=device, precision=precision,
-                               batch_size=batch_size)
+        results = embed_ray.embed_on_ray(plan, pending, model, device=device, precision=precision,
+                                         batch_size=batch_size)
     else:
         results = embed_locally(plan, pending, model, device=device, precision=precision, batch_size=batch_size,
                                 workers=workers)

@@ -99,6 +99,8 @@ class BlockFolder:
                     f"{before.get(changed[0])!r}, now {manifest[changed[0]]!r}); embed into a new folder"
                 )
             return
+        if self.out.exists() and not self.out.is_dir():
+            raise InputError(f"{self.out} is a file, not a folder; embed into a new folder")
         if self.out.exists() and any(self.out.iterdir()):
             raise InputError(f"{self.out} exists and is not an embedding run's folder; embed into a new one")
         self.out.mkdir(parents=True, exist_ok=True)

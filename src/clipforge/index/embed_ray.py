@@ -13,6 +13,8 @@ import json
 import logging
 import math
 import pickle
+import socket
+import warnings
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -26,6 +28,7 @@ from .listed import Listed
 from .reading import read_for_index
 
 log = logging.getLogger(__name__)
+_CONNECT_TIMEOUT_S = 10
 
 
 def _ray():
@@ -37,8 +40,9 @@ def _ray():
     return ray
 
 
-def _connect(ray, address: str) -> None:
+def connect(address: str) -> None:
     """Join the cluster at ``address``; "auto": the one ``ray start`` left running here, else a new local one."""
+    ray = _ray()
     if ray.is_initialized():
         return
     if address == "auto":
@@ -47,14 +51,33 @@ def _connect(ray, address: str) -> None:
             return
         except ConnectionError:
             pass  # none running: start one
+    _check_reachable(address)
     try:
-        if address == "auto":
-            ray.init(num_cpus=usable_cores(), include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.WARNING)
-        else:
-            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        with warnings.catch_warnings():  # Ray's client warns of a timeout before raising it: one line is enough
+            warnings.simplefilter("ignore")
+            _init(ray, address)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise InputError(f"cannot reach the Ray cluster at {address}: {str(e).splitlines()[0]}") from None
+
+
+def _check_reachable(address: str) -> None:
+    """One line at once for an address nothing answers at: Ray itself retries for minutes."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"Ray address {address!r}: expected HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=_CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise InputError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
+
+
+def _init(ray, address: str) -> None:
+    if address == "auto":  # no cluster running here: start one
+        ray.init(num_cpus=usable_cores(), include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    else:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
 
 
 def _read_batch(batch: dict[str, np.ndarray], preprocess) -> dict[str, np.ndarray]:
@@ -100,10 +123,9 @@ def _results(batch: dict[str, np.ndarray]) -> Iterable[Result]:
                      vector=np.asarray(batch["vector"][i], np.float32))
 
 
-def embed_on_ray(plan: Plan, blocks: Sequence[int], spec: str, *, address: str, device: str, precision: str,
-                 batch_size: int) -> Iterable[Result]:
+def embed_on_ray(plan: Plan, blocks: Sequence[int], spec: str, *, device: str, precision: str, batch_size: int) -> Iterable[Result]:
+    """The results of ``blocks``, on the cluster ``connect`` joined."""
     ray = _ray()
-    _connect(ray, address)
     if not blocks:
         return
     preprocess = load_encoder(spec, device=device, precision=precision).preprocess
