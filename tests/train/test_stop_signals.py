@@ -3,33 +3,40 @@ a second Ctrl-C insists, and the handlers before it come back when training ends
 
 from __future__ import annotations
 
-import os
 import signal
+import threading
 
 import pytest
 
 from clipforge.train.signals import StopOnSignals
 
 
+def _signal_main_thread(signum: int) -> None:
+    """Deliver ``signum`` to the main thread itself. A signal sent to the process may land on any
+    of its threads (torch's and Arrow's pools are threads too), and Python then runs the handler
+    a few instructions later, racing the assertion that follows."""
+    signal.pthread_kill(threading.main_thread().ident, signum)
+
+
 def test_the_first_signal_is_a_request_and_a_second_ctrl_c_interrupts():
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     with StopOnSignals() as stop:
-        os.kill(os.getpid(), signal.SIGTERM)
+        _signal_main_thread(signal.SIGTERM)
         assert stop.received == signal.SIGTERM
-        os.kill(os.getpid(), signal.SIGTERM)  # a scheduler repeating itself: still a request
+        _signal_main_thread(signal.SIGTERM)  # a scheduler repeating itself: still a request
         with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
+            _signal_main_thread(signal.SIGINT)
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
 def test_ctrl_c_alone_is_a_request():
     with StopOnSignals() as stop:
-        os.kill(os.getpid(), signal.SIGINT)
+        _signal_main_thread(signal.SIGINT)
         assert stop.received == signal.SIGINT
 
 
 def test_under_torchrun_a_second_ctrl_c_is_the_agent_passing_the_first_on():
     with StopOnSignals(repeat_interrupts=False) as stop:
-        os.kill(os.getpid(), signal.SIGINT)
-        os.kill(os.getpid(), signal.SIGINT)
+        _signal_main_thread(signal.SIGINT)
+        _signal_main_thread(signal.SIGINT)
         assert stop.received == signal.SIGINT
