@@ -18,7 +18,16 @@ def _signal_main_thread(signum: int) -> None:
     signal.pthread_kill(threading.main_thread().ident, signum)
 
 
-def test_the_first_signal_is_a_request_and_a_second_ctrl_c_interrupts():
+@pytest.fixture
+def python_ctrl_c():
+    """Python's own SIGINT handler, whatever earlier tests in this process left installed: a
+    second Ctrl-C must do what that handler does."""
+    earlier = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, earlier)
+
+
+def test_the_first_signal_is_a_request_and_a_second_ctrl_c_interrupts(python_ctrl_c):
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     with StopOnSignals() as stop:
         _signal_main_thread(signal.SIGTERM)
