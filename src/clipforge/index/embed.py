@@ -5,7 +5,7 @@ The vectors are those ``clipforge index`` stores for the same files: the same re
 (``reading.read_for_index``), resize and model. Either engine hands back one result per image
 and this module groups them into blocks (``embed_blocks``), so resuming, skipping bad images
 and the output layout do not depend on where the vectors were computed. The folder can then be
-imported into a collection (``clipforge import``) or served by any tool that reads the layout.
+imported into a collection (``clipforge import-embeddings``) or served by any tool that reads the layout.
 """
 
 from __future__ import annotations
